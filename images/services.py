@@ -1,0 +1,276 @@
+"""Writes to the review queue: every image status change goes through `images_transition`.
+
+The API, the admin and the management commands all call these functions; none of them changes an
+image's status any other way. Each call is one transaction that updates the rows, appends the history
+and records the outbox events, set-wise (a constant number of queries for 1 or 500 images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from images.models import Image, ImageStatus, ImageTransition, Via
+from pod_gateway import metrics
+from pod_gateway.errors import DomainError, InvalidStateError, NotFoundError
+from webhooks.models import EventType
+from webhooks.services import event_record, events_record
+
+S = ImageStatus
+# The lifecycle of CONTRACT §3: from-status → the statuses it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.APPROVED, S.REJECTED}),
+    S.APPROVED: frozenset({S.PUBLISHING, S.PENDING}),
+    S.REJECTED: frozenset({S.APPROVED, S.PENDING}),
+    S.PUBLISHING: frozenset({S.PUBLISHED, S.FAILED}),
+    S.FAILED: frozenset({S.PUBLISHING, S.PENDING}),
+    S.PUBLISHED: frozenset(),
+}
+# Verb used in messages for a move to each status.
+ACTION_NAMES = {
+    S.PENDING: "reset",
+    S.APPROVED: "approve",
+    S.REJECTED: "reject",
+    S.PUBLISHING: "publish",
+    S.PUBLISHED: "mark published",
+    S.FAILED: "mark failed",
+}
+EVENTS = {S.APPROVED: EventType.IMAGE_APPROVED, S.REJECTED: EventType.IMAGE_REJECTED}
+COUNTERS = {S.APPROVED: metrics.IMAGES_APPROVED, S.REJECTED: metrics.IMAGES_REJECTED}
+# Deletable without `force`; with it also these. Images in or past publishing are never deleted.
+DELETABLE = frozenset({S.PENDING, S.REJECTED})
+DELETABLE_WITH_FORCE = DELETABLE | {S.APPROVED, S.FAILED}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change and through which door (api, admin, command, system)."""
+
+    user: AbstractBaseUser | None = None
+    via: str = Via.SYSTEM
+
+    @property
+    def label(self) -> str:
+        return self.user.get_username() if self.user is not None else "system"
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, Via.SYSTEM)
+
+
+@dataclass
+class BatchResult:
+    """Per-id outcome of a set-wise action, in the shape of the batch endpoints."""
+
+    successful: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = {
+            "successful": len(self.successful),
+            "failed": len(self.failed),
+            "skipped": len(self.skipped),
+        }
+        counts["total"] = sum(counts.values())
+        return {"successful": self.successful, "failed": self.failed, "skipped": self.skipped, "counts": counts}
+
+
+class BatchNotAppliedError(DomainError):
+    """An atomic batch in which some image could not be changed; nothing was changed."""
+
+    code = "CONFLICT"
+
+    def __init__(self, result: BatchResult) -> None:
+        super().__init__("The batch was not applied: not every image could be changed", details=result.as_dict())
+        self.result = result
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(str(i) for i in ids))
+
+
+def _partition(
+    ids: Sequence[str], found: dict[str, str], to_status: str, allowed: frozenset[str] | None = None
+) -> tuple[BatchResult, list[tuple[str, str]]]:
+    """Split ids into unknown (failed), refused (skipped) and movable (id, from_status) pairs."""
+    result = BatchResult()
+    movable: list[tuple[str, str]] = []
+    verb = ACTION_NAMES.get(to_status, to_status)
+    for image_id in ids:
+        status = found.get(image_id)
+        if status is None:
+            result.failed.append({"image_id": image_id, "error": f"Image {image_id} not found", "code": "NOT_FOUND"})
+        elif status == to_status and allowed is None:
+            result.skipped.append({"image_id": image_id, "reason": f"already {status}"})
+        elif not (status in allowed if allowed is not None else can_transition(status, to_status)):
+            result.skipped.append({"image_id": image_id, "reason": f"cannot {verb} an image that is {status}"})
+        else:
+            movable.append((image_id, status))
+            result.successful.append(image_id)
+    return result, movable
+
+
+def images_transition(
+    *,
+    image_ids: Iterable[str],
+    to_status: str,
+    actor: Actor,
+    note: str = "",
+    atomic: bool = False,
+    batch_action: str | None = None,
+) -> BatchResult:
+    """Move every listed image that may move to `to_status`; report the others.
+
+    With `atomic`, nothing changes unless every image can move (`BatchNotAppliedError`). With
+    `batch_action`, a `batch.completed` event is recorded with the counts.
+    """
+    ids = _unique(image_ids)
+    with transaction.atomic():
+        found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
+        result, movable = _partition(ids, found, to_status)
+        if atomic and not result.complete:
+            raise BatchNotAppliedError(result)
+        _apply(movable, to_status=to_status, actor=actor, note=note)
+        if batch_action:
+            event_record(
+                event_type=EventType.BATCH_COMPLETED,
+                data={"action": batch_action, **result.as_dict()},
+            )
+    return result
+
+
+def _apply(movable: list[tuple[str, str]], *, to_status: str, actor: Actor, note: str) -> None:
+    """Write the status, the history rows and the events for already-checked (id, from) pairs."""
+    if not movable:
+        return
+    moved_ids = [image_id for image_id, _ in movable]
+    now = timezone.now()
+    Image.objects.filter(id__in=moved_ids).update(status=to_status, updated_at=now)
+    ImageTransition.objects.bulk_create(
+        [
+            ImageTransition(
+                image_id=image_id,
+                from_status=from_status,
+                to_status=to_status,
+                actor=actor.user,
+                actor_label=actor.label,
+                via=actor.via,
+                note=note,
+            )
+            for image_id, from_status in movable
+        ]
+    )
+    if to_status in EVENTS:
+        events_record(
+            event_type=EVENTS[to_status],
+            payloads=[
+                {"image_id": image_id, "status": to_status, "previous_status": from_status,
+                 "actor": actor.label, "via": actor.via, "note": note}
+                for image_id, from_status in movable
+            ],
+        )
+    if to_status in COUNTERS:
+        counter = COUNTERS[to_status]
+        transaction.on_commit(lambda: counter.inc(len(moved_ids)))
+
+
+def image_transition(*, image_id: str, to_status: str, actor: Actor, note: str = "") -> Image:
+    """Move one image; raise `NotFoundError` or `InvalidStateError` if it cannot move."""
+    result = images_transition(image_ids=[image_id], to_status=to_status, actor=actor, note=note)
+    _raise_for_single(result, image_id)
+    return Image.objects.get(id=image_id)
+
+
+def _raise_for_single(result: BatchResult, image_id: str) -> None:
+    if result.failed:
+        raise NotFoundError(result.failed[0]["error"], details={"image_id": image_id})
+    if result.skipped:
+        reason = result.skipped[0]["reason"]
+        raise InvalidStateError(f"Image {image_id}: {reason}", details={"image_id": image_id, "reason": reason})
+
+
+def image_approve(*, image_id: str, actor: Actor, note: str = "") -> Image:
+    """Approve a pending (or previously rejected) image for publishing."""
+    return image_transition(image_id=image_id, to_status=S.APPROVED, actor=actor, note=note)
+
+
+def image_reject(*, image_id: str, actor: Actor, reason: str = "") -> Image:
+    """Reject an image; the file is kept until `prune`."""
+    return image_transition(image_id=image_id, to_status=S.REJECTED, actor=actor, note=reason)
+
+
+def image_reset(*, image_id: str, actor: Actor, note: str = "") -> Image:
+    """Put an approved, rejected or failed image back in the review queue."""
+    return image_transition(image_id=image_id, to_status=S.PENDING, actor=actor, note=note)
+
+
+def images_approve(*, image_ids: Iterable[str], actor: Actor, note: str = "", atomic: bool = False) -> BatchResult:
+    return images_transition(
+        image_ids=image_ids, to_status=S.APPROVED, actor=actor, note=note, atomic=atomic, batch_action="approve"
+    )
+
+
+def images_reject(*, image_ids: Iterable[str], actor: Actor, reason: str = "", atomic: bool = False) -> BatchResult:
+    return images_transition(
+        image_ids=image_ids, to_status=S.REJECTED, actor=actor, note=reason, atomic=atomic, batch_action="reject"
+    )
+
+
+def images_reset(*, image_ids: Iterable[str], actor: Actor, atomic: bool = False) -> BatchResult:
+    return images_transition(
+        image_ids=image_ids, to_status=S.PENDING, actor=actor, atomic=atomic, batch_action="reset"
+    )
+
+
+def images_delete(
+    *,
+    image_ids: Iterable[str],
+    actor: Actor,
+    force: bool = False,
+    atomic: bool = False,
+    batch_action: str | None = None,
+) -> BatchResult:
+    """Delete images (rows and files) that are not in or past publishing; files go after commit."""
+    ids = _unique(image_ids)
+    allowed = DELETABLE_WITH_FORCE if force else DELETABLE
+    with transaction.atomic():
+        found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
+        result, movable = _partition(ids, found, "deleted", allowed=allowed)
+        for entry in result.skipped:
+            if not force and found[entry["image_id"]] in DELETABLE_WITH_FORCE:
+                entry["reason"] += " (use force to delete it)"
+        if atomic and not result.complete:
+            raise BatchNotAppliedError(result)
+        doomed = [image_id for image_id, _ in movable]
+        files = list(Image.objects.filter(id__in=doomed).values_list("file", "thumbnail"))
+        Image.objects.filter(id__in=doomed).delete()
+        if batch_action:
+            event_record(event_type=EventType.BATCH_COMPLETED, data={"action": batch_action, **result.as_dict()})
+        transaction.on_commit(lambda: _remove_files(name for pair in files for name in pair))
+    return result
+
+
+def image_delete(*, image_id: str, actor: Actor, force: bool = False) -> None:
+    """Delete one image; refused (`InvalidStateError`) once it is being or has been published."""
+    _raise_for_single(images_delete(image_ids=[image_id], actor=actor, force=force), image_id)
+
+
+def _remove_files(names: Iterable[str]) -> None:
+    storage = Image._meta.get_field("file").storage
+    for name in names:
+        if name:
+            storage.delete(name)

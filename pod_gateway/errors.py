@@ -1,0 +1,52 @@
+"""Domain errors raised by services; the API, the admin and the commands turn them into messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A refused action. `code` is the API error code, `status` its HTTP status."""
+
+    code = "CONFLICT"
+    status = 409
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidStateError(DomainError):
+    """A lifecycle transition that the transition table does not allow."""
+
+    code = "INVALID_STATE"
+
+
+class DuplicatePromptError(DomainError):
+    """A generation whose prompt hash matches an earlier one."""
+
+    code = "DUPLICATE_PROMPT"
+
+
+class NotFoundError(DomainError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class InvalidInputError(DomainError):
+    """Input that fails validation; `details["fields"]` maps field names to messages."""
+
+    code = "VALIDATION_ERROR"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message, details={"fields": fields or {}})
+        self.fields = fields or {}
+
+
+class ExternalServiceError(DomainError):
+    """A remote system (RunPod, ComfyUI, Printify) failed or refused."""
+
+    code = "EXTERNAL_SERVICE_ERROR"
+    status = 502

@@ -1,0 +1,90 @@
+"""`make run` / `make serve`: prepare the data directory, then run the web server and a task worker.
+
+Both children run until Ctrl+C or SIGTERM, which is passed on to them so a task in progress is
+finished (or left resumable) and gunicorn drains its requests. If either child dies, the other is
+stopped too and the exit status says so.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import django
+
+
+def prepare() -> None:
+    """Migrate, collect static files and make sure the admin user exists."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pod_gateway.settings")
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+    username = os.environ.get("POD_ADMIN_USERNAME", "admin").strip() or "admin"
+    password = os.environ.get("POD_ADMIN_PASSWORD", "")
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        generated = not password
+        password = password or secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        shown = password if generated else "(from POD_ADMIN_PASSWORD)"
+        print(f"Created superuser {username!r} with password: {shown}", flush=True)
+    elif password and not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        print(f"Updated the password of {username!r} from POD_ADMIN_PASSWORD", flush=True)
+
+
+def main(mode: str) -> int:
+    prepare()
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    workers = "1" if mode == "dev" else str(2 * (os.cpu_count() or 1) + 1)
+    web = [
+        sys.executable, "-m", "gunicorn", "pod_gateway.wsgi:application",
+        "--bind", f"{host}:{port}", "--workers", workers, "--threads", "4",
+        "--graceful-timeout", "30", "--access-logfile", "-" if mode == "serve" else "/dev/null",
+    ]
+    worker = [sys.executable, "manage.py", "db_worker", "--no-reload", "--queue-name", "*"]
+    env = dict(os.environ)
+    if mode == "serve":
+        env["DEBUG"] = "false"
+    # Own sessions: a terminal Ctrl+C reaches only this process, which passes one SIGTERM on.
+    children = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in (web, worker)]
+    print(f"POD Gateway at http://{host}:{port}/admin/ (API under /api/v1/); Ctrl+C stops it.", flush=True)
+
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    if not stopping:
+        stop(signal.SIGTERM, None)
+    for child in children:
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "dev"))

@@ -1,0 +1,284 @@
+"""POD Gateway settings.
+
+Every value comes from the environment (a `.env` file in the project root is read first) with an
+embedded default, so `make run` works from a fresh clone. A malformed value stops the process at
+start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env")
+
+
+# --- Environment parsing -------------------------------------------------------------------------
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def env_number(name: str, default: float, *, minimum: float = 0, kind: type = float):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """Parse `N/period` (period s|m|h|d, optionally with a multiplier: `5/10m`) into (N, seconds)."""
+    raw = env_str(name, default)
+    match = RATE_RE.match(raw)
+    if not match or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(f"{name} must look like 100/h (N/period, period s|m|h|d), not {raw!r}")
+    multiplier = int(match.group(2) or 1)
+    return int(match.group(1)), multiplier * PERIOD_SECONDS[match.group(3)]
+
+
+# --- Core ----------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "var").resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+
+INSTALLED_APPS = [
+    # Our apps first: `images` overrides django_tasks_db's `db_worker` with a crash-safe worker.
+    "images",
+    "publishing",
+    "webhooks",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "corsheaders",
+    "django_prometheus",
+    "django_tasks",
+    "django_tasks_db",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pod_gateway.urls"
+WSGI_APPLICATION = "pod_gateway.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_URL = "media/"
+MEDIA_ROOT = DATA_DIR / "media"
+# Uploads larger than this are streamed to a temporary file rather than held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 60 * 1024 * 1024
+
+
+# --- Database ------------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # The web server and the worker write at the same time. WAL lets readers proceed during a
+            # write; IMMEDIATE takes the write lock when a transaction starts (so it waits on the busy
+            # timeout instead of failing on lock upgrade); the timeout absorbs the waits.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
+        }
+    }
+
+
+# --- Cache (shared across processes when REDIS_URL is set) --------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+# --- Background tasks ----------------------------------------------------------------------------
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# A running task whose worker has not sent a heartbeat for this long is handed to another worker.
+WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+WORKER_STALE_SECONDS = env_number("WORKER_STALE_SECONDS", 60.0, minimum=0.5)
+
+
+# --- Authentication ------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+
+# --- Generation ----------------------------------------------------------------------------------
+
+GENERATION_BACKENDS = ("procedural", "comfyui", "runpod")
+GENERATION_BACKEND = env_str("GENERATION_BACKEND", "procedural")
+if GENERATION_BACKEND not in GENERATION_BACKENDS:
+    raise ImproperlyConfigured(
+        f"GENERATION_BACKEND must be one of {', '.join(GENERATION_BACKENDS)}, not {GENERATION_BACKEND!r}"
+    )
+COMFYUI_API_URL = env_str("COMFYUI_API_URL", "http://127.0.0.1:8188").rstrip("/")
+COMFYUI_CHECKPOINT = env_str("COMFYUI_CHECKPOINT", "flux1-dev-fp8.safetensors")
+RUNPOD_API_KEY = env_str("RUNPOD_API_KEY")
+RUNPOD_ENDPOINT_ID = env_str("RUNPOD_ENDPOINT_ID")
+RUNPOD_API_URL = env_str("RUNPOD_API_URL", "https://api.runpod.ai/v2").rstrip("/")
+# How often a remote job is polled, and how long it may take in all before it is given up.
+GENERATION_POLL_SECONDS = env_number("GENERATION_POLL_SECONDS", 2.0, minimum=0.01)
+GENERATION_TIMEOUT_SECONDS = env_number("GENERATION_TIMEOUT_SECONDS", 1800.0, minimum=1)
+HTTP_TIMEOUT_SECONDS = env_number("HTTP_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+
+
+# --- Image quality -------------------------------------------------------------------------------
+
+IMAGE_MIN_WIDTH = env_number("IMAGE_MIN_WIDTH", 2400, kind=int)
+IMAGE_MIN_HEIGHT = env_number("IMAGE_MIN_HEIGHT", 2400, kind=int)
+IMAGE_RECOMMENDED_WIDTH = env_number("IMAGE_RECOMMENDED_WIDTH", 4500, kind=int)
+IMAGE_RECOMMENDED_HEIGHT = env_number("IMAGE_RECOMMENDED_HEIGHT", 5400, kind=int)
+IMAGE_MIN_DPI = env_number("IMAGE_MIN_DPI", 300, kind=int)
+IMAGE_MAX_BYTES = env_number("IMAGE_MAX_MB", 50, kind=int) * 1024 * 1024
+# Pillow refuses images with more pixels than this (decompression bombs).
+IMAGE_MAX_PIXELS = env_number("IMAGE_MAX_PIXELS", 8192 * 8192, kind=int)
+THUMBNAIL_SIZE = env_number("THUMBNAIL_SIZE", 512, kind=int)
+
+
+# --- Publishing ----------------------------------------------------------------------------------
+
+PRINTIFY_API_KEY = env_str("PRINTIFY_API_KEY")
+PRINTIFY_SHOP_ID = env_str("PRINTIFY_SHOP_ID")
+PRINTIFY_API_URL = env_str("PRINTIFY_API_URL", "https://api.printify.com/v1").rstrip("/")
+EXPORT_DIR = DATA_DIR / "exports"
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+API_VERSIONS = ("v1", "v2")
+API_DEPRECATED_VERSIONS = env_list("API_DEPRECATED_VERSIONS")
+RATE_LIMITS = {
+    "generation": env_rate("RATE_LIMIT_GENERATION", "10/h"),
+    "publishing": env_rate("RATE_LIMIT_PUBLISHING", "50/h"),
+    "approval": env_rate("RATE_LIMIT_APPROVAL", "100/h"),
+    "read": env_rate("RATE_LIMIT_READ", "1000/h"),
+}
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+
+# --- Webhooks ------------------------------------------------------------------------------------
+
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_TIMEOUT = env_number("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+try:
+    WEBHOOK_RETRY_DELAYS = [
+        int(value) for value in env_list("WEBHOOK_RETRY_DELAYS", "5,30,120,600,1800,7200,21600,43200")
+    ]
+except ValueError:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS must be comma-separated whole seconds") from None
+
+
+# --- Logging -------------------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

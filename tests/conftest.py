@@ -1,0 +1,74 @@
+"""Shared fixtures: users in each role, and a data directory of the test run's own."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth.models import Group, User
+from PIL import Image as PILImage
+
+from images.models import Image, ImageStatus, Via
+from images.services import Actor
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.EXPORT_DIR = tmp_path / "exports"
+
+
+def make_user(username: str, role: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def client_user(db) -> User:
+    return make_user("client1", "clients")
+
+
+@pytest.fixture
+def reviewer(db) -> User:
+    return make_user("reviewer1", "reviewers")
+
+
+@pytest.fixture
+def publisher(db) -> User:
+    return make_user("publisher1", "publishers")
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return User.objects.create_superuser(username="root", password="pw-root")
+
+
+@pytest.fixture
+def reviewer_actor(reviewer) -> Actor:
+    return Actor(reviewer, Via.API)
+
+
+def png_bytes(width: int = 64, height: int = 64, color=(200, 40, 40), dpi: int | None = None) -> bytes:
+    buffer = io.BytesIO()
+    kwargs = {"dpi": (dpi, dpi)} if dpi else {}
+    PILImage.new("RGB", (width, height), color).save(buffer, "PNG", **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def make_image(db):
+    """Create an image row in a given status directly (the fixture, not the service under test)."""
+    from django.core.files.base import ContentFile
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(status: str = ImageStatus.PENDING, prompt: str = "retro sunset cat", **fields) -> Image:
+        n = next(counter)
+        image = Image(status=status, prompt=prompt, width=64, height=64, format="PNG", sha256=f"{n:064x}", **fields)
+        image.file.save(f"fixture-{n}.png", ContentFile(png_bytes()), save=False)
+        image.save()
+        return image
+
+    return make
