@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "images",
     "publishing",
     "webhooks",
+    # Cross-cutting API machinery (errors, versioning, throttling, idempotency) that no domain app owns.
+    "api",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -150,27 +152,33 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 60 * 1024 * 1024
 # --- Database ------------------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL")
+# The web server and the worker write at the same time. WAL lets readers proceed during a write;
+# IMMEDIATE takes the write lock when a transaction starts (so it waits on the busy timeout instead
+# of failing on a lock upgrade); the timeout absorbs the waits.
+SQLITE_OPTIONS = {
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if DATABASE_URL:
     try:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
-            # The web server and the worker write at the same time. WAL lets readers proceed during a
-            # write; IMMEDIATE takes the write lock when a transaction starts (so it waits on the busy
-            # timeout instead of failing on lock upgrade); the timeout absorbs the waits.
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
+            "OPTIONS": dict(SQLITE_OPTIONS),
         }
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file (not memory) so that worker processes started by tests share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 
 
 # --- Cache (shared across processes when REDIS_URL is set) --------------------------------------
