@@ -1,0 +1,466 @@
+"""Image intake: every new image (generated, imported, uploaded) enters the review queue here.
+
+The size is checked before a byte is read and the header before a pixel is decoded; the file is hashed
+while it is copied into storage; the thumbnail comes from one (JPEG: reduced) decode. The pending Image
+and its `image.created` event are created in one transaction, and the written files are removed again
+when that transaction fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.db import transaction
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from images.models import Generation, Image, ImageSource, ImageStatus
+from images.services import Actor
+from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
+from webhooks.models import EventType
+from webhooks.services import event_record
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED_FORMATS = ("PNG", "JPEG")
+EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg"}
+CHUNK_SIZE = 1024 * 1024
+THUMBNAIL_QUALITY = 85
+OPTIMIZED_DPI = 300
+# zlib level for optimised print files: Pillow's default; 1 saves time but makes files ~30% larger,
+# and a 4500x5400 print file must stay under the 50 MB upload limit of the print providers.
+OPTIMIZE_COMPRESS_LEVEL = 6
+# Decoding errors Pillow raises for corrupt or truncated data.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the header says about an image, plus its size on disk."""
+
+    width: int
+    height: int
+    format: str
+    color_mode: str
+    dpi: int | None
+    has_transparency: bool
+    file_size: int
+
+
+def _refuse(message: str) -> InvalidInputError:
+    return InvalidInputError(message, fields={"file": [message]})
+
+
+def _mb(size: int) -> float:
+    return round(size / (1024 * 1024), 2)
+
+
+# --- Reading without decoding ---------------------------------------------------------------------
+
+@contextmanager
+def open_image(fp: IO[bytes], *, formats: Iterable[str] | None = ACCEPTED_FORMATS) -> Iterator[PILImage.Image]:
+    """Open an image from its header only; refuse non-images and decompression bombs."""
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning is a refusal here.
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        try:
+            im = PILImage.open(fp, formats=list(formats) if formats else None)
+        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+            raise _refuse(f"The image has more than {settings.IMAGE_MAX_PIXELS} pixels") from None
+        except UnidentifiedImageError:
+            names = " or ".join(formats) if formats else "an image"
+            raise _refuse(f"The file is not a {names} image" if formats else "The file is not an image") from None
+        except DECODE_ERRORS as exc:
+            raise _refuse(f"The image header is corrupt: {exc}") from None
+    try:
+        width, height = im.size
+        if width < 1 or height < 1:
+            raise _refuse("The image has no pixels")
+        if width * height > settings.IMAGE_MAX_PIXELS:
+            raise _refuse(
+                f"The image has {width}x{height} = {width * height} pixels, more than the "
+                f"{settings.IMAGE_MAX_PIXELS} allowed (a decompression bomb?)"
+            )
+        yield im
+    finally:
+        im.close()
+
+
+def _dpi(im: PILImage.Image) -> int | None:
+    raw = im.info.get("dpi")
+    try:
+        value = round(float(raw[0]))
+    except (TypeError, ValueError, IndexError):
+        return None
+    # PNG stores pixels per metre, so 300 DPI reads back as 299.9994; 0 means "not stated".
+    return value if value > 0 else None
+
+
+def image_facts(im: PILImage.Image, *, file_size: int) -> ImageFacts:
+    """The facts of an opened (not decoded) image."""
+    return ImageFacts(
+        width=im.width,
+        height=im.height,
+        format=im.format or "",
+        color_mode=im.mode,
+        dpi=_dpi(im),
+        has_transparency=bool(im.has_transparency_data),
+        file_size=file_size,
+    )
+
+
+def report_from_facts(facts: ImageFacts) -> dict[str, Any]:
+    """The quality report of CONTRACT §6 for these facts, against the thresholds in settings."""
+    errors: list[str] = []
+    warnings_: list[str] = []
+    min_w, min_h = settings.IMAGE_MIN_WIDTH, settings.IMAGE_MIN_HEIGHT
+    rec_w, rec_h = settings.IMAGE_RECOMMENDED_WIDTH, settings.IMAGE_RECOMMENDED_HEIGHT
+    size = f"{facts.width}x{facts.height}"
+    if facts.width < min_w or facts.height < min_h:
+        errors.append(f"Resolution {size} is below the minimum {min_w}x{min_h}")
+    elif facts.width < rec_w or facts.height < rec_h:
+        warnings_.append(f"Resolution {size} is below the recommended {rec_w}x{rec_h}")
+    if facts.file_size > settings.IMAGE_MAX_BYTES:
+        errors.append(
+            f"File size {_mb(facts.file_size)} MB is over the limit of {_mb(settings.IMAGE_MAX_BYTES)} MB"
+        )
+    if facts.format not in ACCEPTED_FORMATS:
+        errors.append(f"Format {facts.format or 'unknown'} is not supported (PNG or JPEG required)")
+    if facts.dpi is None:
+        warnings_.append(f"DPI is not set (recommended {settings.IMAGE_MIN_DPI})")
+    elif facts.dpi < settings.IMAGE_MIN_DPI:
+        warnings_.append(f"DPI ({facts.dpi}) below recommended ({settings.IMAGE_MIN_DPI})")
+    # The physical size it prints at the print resolution (as the seed's report: 4500 px = 15 in).
+    print_dpi = settings.IMAGE_MIN_DPI or 300
+    return {
+        "valid": not errors,
+        "errors": errors,
+        "warnings": warnings_,
+        "info": {
+            "resolution": {"width": facts.width, "height": facts.height},
+            "format": facts.format,
+            "color_mode": facts.color_mode,
+            "dpi": facts.dpi,
+            "file_size_mb": _mb(facts.file_size),
+            "print_size_inches": {
+                "width": round(facts.width / print_dpi, 2),
+                "height": round(facts.height / print_dpi, 2),
+            },
+            "has_transparency": facts.has_transparency,
+        },
+    }
+
+
+def quality_report(path: str | os.PathLike) -> dict[str, Any]:
+    """The quality report of the image file at `path`, read from its header (nothing is decoded).
+
+    A file that is not a readable image gives an invalid report naming why; a missing file raises OSError.
+    """
+    file_size = os.stat(path).st_size
+    with open(path, "rb") as fh:
+        try:
+            with open_image(fh, formats=None) as im:
+                return report_from_facts(image_facts(im, file_size=file_size))
+        except InvalidInputError as exc:
+            return {
+                "valid": False,
+                "errors": [exc.message],
+                "warnings": [],
+                "info": {"file_size_mb": _mb(file_size)},
+            }
+
+
+# --- Intake ---------------------------------------------------------------------------------------
+
+@contextmanager
+def _sized_source(source: str | os.PathLike | IO[bytes]) -> Iterator[tuple[IO[bytes], int]]:
+    """A seekable binary file for `source` and its size, refused before reading when over the cap."""
+    limit = settings.IMAGE_MAX_BYTES
+
+    def check(size: int) -> None:
+        if size > limit:
+            raise _refuse(f"The file is {_mb(size)} MB, over the limit of {_mb(limit)} MB")
+
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            stat = os.stat(source)
+        except OSError as exc:
+            raise _refuse(f"Cannot read {os.fspath(source)}: {exc.strerror}") from None
+        check(stat.st_size)
+        with open(source, "rb") as fh:
+            yield fh, stat.st_size
+        return
+    size = getattr(source, "size", None)
+    seekable = getattr(source, "seekable", lambda: True)()
+    if isinstance(size, int) and seekable:
+        check(size)
+        source.seek(0)
+        yield source, size
+        return
+    if seekable:
+        source.seek(0, os.SEEK_END)
+        size = source.tell()
+        check(size)
+        source.seek(0)
+        yield source, size
+        return
+    # A stream of unknown length: keep at most limit + 1 bytes, so an endless stream is refused too.
+    with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK_SIZE) as spool:
+        copied = 0
+        while chunk := source.read(min(CHUNK_SIZE, limit + 1 - copied)):
+            spool.write(chunk)
+            copied += len(chunk)
+            if copied > limit:
+                raise _refuse(f"The file is over the limit of {_mb(limit)} MB")
+        spool.seek(0)
+        yield spool, copied
+
+
+class _HashingFile(File):
+    """Hashes every chunk that storage copies, so the file is read once for both."""
+
+    DEFAULT_CHUNK_SIZE = CHUNK_SIZE
+
+    def __init__(self, file: IO[bytes], name: str) -> None:
+        super().__init__(file, name)
+        self.sha256 = hashlib.sha256()
+        self.copied = 0
+
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        self.sha256 = hashlib.sha256()
+        self.copied = 0
+        for chunk in super().chunks(chunk_size):
+            self.sha256.update(chunk)
+            self.copied += len(chunk)
+            yield chunk
+
+
+def _to_rgb(im: PILImage.Image) -> PILImage.Image:
+    """RGB for JPEG: transparent areas become white, other modes (P, CMYK, 16-bit) converted."""
+    if im.mode == "RGB":
+        return im
+    if im.has_transparency_data:
+        rgba = im.convert("RGBA")
+        flat = PILImage.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clip everything above 255 to white.
+        return im.point(lambda value: value / 256).convert("L").convert("RGB")
+    return im.convert("RGB")
+
+
+def thumbnail_jpeg(im: PILImage.Image) -> bytes:
+    """A JPEG of at most THUMBNAIL_SIZE px a side; decodes `im` (JPEG: at a reduced scale via draft)."""
+    size = settings.THUMBNAIL_SIZE
+    # thumbnail() asks JPEG for a draft at >= 2x the target (decoding at 1/2..1/8 scale), then
+    # reduce()s by whole factors before the final resample: fast and memory-light.
+    im.thumbnail((size, size), PILImage.Resampling.LANCZOS, reducing_gap=2.0)
+    out = io.BytesIO()
+    _to_rgb(im).save(out, "JPEG", quality=THUMBNAIL_QUALITY)
+    return out.getvalue()
+
+
+def _decode_thumbnail(im: PILImage.Image) -> bytes:
+    try:
+        return thumbnail_jpeg(im)
+    except PILImage.DecompressionBombError:
+        raise _refuse(f"The image has more than {settings.IMAGE_MAX_PIXELS} pixels") from None
+    except DECODE_ERRORS as exc:
+        raise _refuse(f"The image data is corrupt or truncated: {exc}") from None
+
+
+def _remove_files(names: Iterable[str]) -> None:
+    storage = Image._meta.get_field("file").storage
+    for name in names:
+        if name:
+            try:
+                storage.delete(name)
+            except OSError:
+                logger.warning("Could not remove %s", name, exc_info=True)
+
+
+def image_intake(
+    *,
+    source: str | os.PathLike | IO[bytes],
+    filename: str,
+    source_kind: str,
+    prompt: str = "",
+    generation: Generation | None = None,
+    batch_index: int | None = None,
+    actor: Actor | None = None,
+) -> Image:
+    """Register a new pending image from a path or binary file: checks, hash, thumbnail, quality report.
+
+    Raises InvalidInputError for oversized files, non-PNG/JPEG data, decompression bombs and corrupt data.
+    """
+    if source_kind not in ImageSource.values:
+        raise ValueError(f"Unknown image source {source_kind!r}")
+    with _sized_source(source) as (fh, file_size), open_image(fh) as im:
+        facts = image_facts(im, file_size=file_size)
+        thumbnail = _decode_thumbnail(im)
+        image = Image(
+            status=ImageStatus.PENDING,
+            source=source_kind,
+            generation=generation,
+            batch_index=batch_index,
+            prompt=prompt,
+            created_by=actor.user if actor else None,
+        )
+        stem = Path(filename).stem or "image"
+        hashing = _HashingFile(fh, f"{stem}{EXTENSIONS[facts.format]}")
+        image.file.save(hashing.name, hashing, save=False)
+    try:
+        if hashing.copied != file_size:
+            raise _refuse("The file changed while it was being read")
+        image.thumbnail.save("thumbnail.jpg", ContentFile(thumbnail), save=False)
+        _apply_facts(image, facts, sha256=hashing.sha256.hexdigest())
+        with transaction.atomic():
+            image.save(force_insert=True)
+            event_record(event_type=EventType.IMAGE_CREATED, data=_created_payload(image))
+    except BaseException:
+        _remove_files([image.file.name, image.thumbnail.name])
+        raise
+    return image
+
+
+def _apply_facts(image: Image, facts: ImageFacts, *, sha256: str) -> None:
+    report = report_from_facts(facts)
+    image.width, image.height = facts.width, facts.height
+    image.dpi = facts.dpi
+    image.format = facts.format
+    image.color_mode = facts.color_mode
+    image.file_size = facts.file_size
+    image.sha256 = sha256
+    image.quality = report
+    image.quality_valid = report["valid"]
+    image.quality_warnings = len(report["warnings"])
+
+
+def _created_payload(image: Image) -> dict[str, Any]:
+    return {
+        "image_id": image.id,
+        "status": image.status,
+        "source": image.source,
+        "generation_id": image.generation_id,
+        "batch_index": image.batch_index,
+        "prompt": image.prompt,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "sha256": image.sha256,
+        "quality_valid": image.quality_valid,
+    }
+
+
+def image_find_duplicate(*, sha256: str) -> Image | None:
+    """The earliest image with these exact bytes, if any."""
+    return Image.objects.filter(sha256=sha256).order_by("created_at", "id").first()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- Optimisation ---------------------------------------------------------------------------------
+
+NOT_OPTIMIZABLE = frozenset({ImageStatus.PUBLISHING, ImageStatus.PUBLISHED})
+
+
+def fit_inside(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The largest size with the aspect of width x height that fits in the box."""
+    scale = min(box_width / width, box_height / height)
+    return max(1, min(box_width, round(width * scale))), max(1, min(box_height, round(height * scale)))
+
+
+def optimized_png(im: PILImage.Image, *, width: int, height: int) -> PILImage.Image:
+    """`im` resized (aspect kept) to fit width x height, in a mode PNG stores (RGB, or RGBA if transparent)."""
+    mode = "RGBA" if im.has_transparency_data else "RGB"
+    if im.mode != mode:
+        im = _to_rgb(im) if mode == "RGB" else im.convert(mode)
+    size = fit_inside(im.width, im.height, width, height)
+    return im if im.size == size else im.resize(size, PILImage.Resampling.LANCZOS)
+
+
+def _check_target(width: int, height: int) -> None:
+    fields: dict[str, list[str]] = {}
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or value < 1:
+            fields[name] = ["Must be a positive whole number of pixels"]
+    if not fields and width * height > settings.IMAGE_MAX_PIXELS:
+        fields["width"] = [f"{width}x{height} is over the limit of {settings.IMAGE_MAX_PIXELS} pixels"]
+    if fields:
+        raise InvalidInputError("Invalid optimisation target", fields=fields)
+
+
+def image_optimize(*, image_id: str, actor: Actor, width: int = 4500, height: int = 5400) -> Image:
+    """Resize the print file to fit width x height (aspect kept) as a 300 DPI PNG, replacing it.
+
+    The sha256, facts, quality report and thumbnail are recomputed; refused once publishing started.
+    """
+    _check_target(width, height)
+    image = Image.objects.filter(id=image_id).first()
+    if image is None:
+        raise NotFoundError(f"Image {image_id} not found", details={"image_id": image_id})
+    if image.status in NOT_OPTIMIZABLE:
+        raise InvalidStateError(f"Image {image_id}: cannot optimise an image that is {image.status}")
+    try:
+        with image.file.open("rb") as fh, open_image(fh, formats=None) as im:
+            result = optimized_png(im, width=width, height=height)
+    except FileNotFoundError:
+        raise NotFoundError(f"Image {image_id} has no file on disk", details={"image_id": image_id}) from None
+    except DECODE_ERRORS as exc:
+        raise _refuse(f"The image data is corrupt or truncated: {exc}") from None
+    buffer = io.BytesIO()
+    result.save(buffer, "PNG", dpi=(OPTIMIZED_DPI, OPTIMIZED_DPI), compress_level=OPTIMIZE_COMPRESS_LEVEL)
+    facts = ImageFacts(
+        width=result.width,
+        height=result.height,
+        format="PNG",
+        color_mode=result.mode,
+        dpi=OPTIMIZED_DPI,
+        has_transparency=result.mode == "RGBA",
+        file_size=buffer.tell(),
+    )
+    sha256 = hashlib.sha256(buffer.getbuffer()).hexdigest()
+    thumbnail = thumbnail_jpeg(result)
+    old_names = [image.file.name, image.thumbnail.name]
+    buffer.seek(0)
+    image.file.save(f"{image.id}.png", File(buffer), save=False)
+    try:
+        image.thumbnail.save("thumbnail.jpg", ContentFile(thumbnail), save=False)
+        with transaction.atomic():
+            current = Image.objects.select_for_update().filter(id=image_id).values_list("status", flat=True).first()
+            if current is None:
+                raise NotFoundError(f"Image {image_id} not found", details={"image_id": image_id})
+            if current in NOT_OPTIMIZABLE:
+                raise InvalidStateError(f"Image {image_id}: cannot optimise an image that is {current}")
+            _apply_facts(image, facts, sha256=sha256)
+            image.save(update_fields=[
+                "file", "thumbnail", "width", "height", "dpi", "format", "color_mode", "file_size",
+                "sha256", "quality", "quality_valid", "quality_warnings", "updated_at",
+            ])
+            transaction.on_commit(lambda: _remove_files(old_names))
+    except BaseException:
+        _remove_files([image.file.name, image.thumbnail.name])
+        raise
+    logger.info("Optimised %s to %sx%s for %s", image_id, facts.width, facts.height, actor.label)
+    return image
+
