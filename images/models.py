@@ -57,6 +57,8 @@ class Generation(models.Model):
     success_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # The X-Request-ID of the request that asked for it, passed on to the backend's HTTP calls.
+    request_id = models.CharField(max_length=128, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
