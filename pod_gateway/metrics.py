@@ -1,7 +1,10 @@
 """The gateway's own Prometheus metrics (django-prometheus adds the request/database ones).
 
 With several processes (gunicorn workers, task workers) prometheus_client's multiprocess mode is
-used: `PROMETHEUS_MULTIPROC_DIR` is set in settings before prometheus_client is first imported.
+used: `PROMETHEUS_MULTIPROC_DIR` is set in settings before prometheus_client is first imported, every
+process writes its samples to files there, and /api/metrics (api/metrics.py) adds them up. Counters
+and histograms only: a gauge would need a multiprocess mode, and the one gauge we export
+(`pod_images_pending_review`) is computed from the database at scrape time instead.
 """
 
 from prometheus_client import Counter, Histogram
@@ -19,6 +22,9 @@ IMAGES_REJECTED = Counter("pod_images_rejected", "Images rejected")
 PRODUCTS_PUBLISHED = Counter("pod_products_published", "Products published", ["platform"])
 API_REQUESTS = Counter("pod_api_requests", "API requests", ["method", "endpoint", "status"])
 API_REQUEST_DURATION = Histogram(
-    "pod_api_request_duration_seconds", "API request latency", ["method", "endpoint"]
+    "pod_api_request_duration_seconds",
+    "API request latency",
+    ["method", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
 )
 WEBHOOK_DELIVERIES = Counter("pod_webhook_deliveries", "Webhook delivery attempts", ["event_type", "outcome"])

@@ -1,0 +1,127 @@
+"""Request ids and the access log, API request metrics, and the rate-limit headers.
+
+Order in MIDDLEWARE: `RequestIdMiddleware` first (every response, CORS preflights and errors included,
+carries the id, and every log line of the request has it), then `ApiMetricsMiddleware`; the rate-limit
+headers and idempotency sit after authentication.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from django.http import HttpRequest, HttpResponse
+
+from pod_gateway import metrics
+from pod_gateway.logging import bind_request_id, redact, unbind_request_id
+
+logger = logging.getLogger("pod_gateway.request")
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:+=/@-]{1,128}$")
+BODY_LOG_LIMIT = 10 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def accepted_request_id(value: str | None) -> str:
+    """The client's `X-Request-ID` when it is 1-128 safe characters, else a new random one."""
+    if value and REQUEST_ID_RE.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def _loggable_body(request: HttpRequest):
+    """The JSON body, redacted, when it is small enough to log; read before the view consumes it."""
+    if request.method not in BODY_METHODS or request.content_type != "application/json":
+        return None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if not 0 < length < BODY_LOG_LIMIT:
+        return None
+    try:
+        return redact(json.loads(request.body))
+    except ValueError:
+        return "<not valid JSON>"
+
+
+class RequestIdMiddleware:
+    """Accepts or makes the request id, exposes it (`request.request_id`, logs, response) and logs the request."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = accepted_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        token = bind_request_id(request_id)
+        started = time.perf_counter()
+        try:
+            body = _loggable_body(request)
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            self._log(request, response, (time.perf_counter() - started) * 1000, body)
+            return response
+        finally:
+            unbind_request_id(token)
+
+    @staticmethod
+    def _log(request: HttpRequest, response: HttpResponse, duration_ms: float, body) -> None:
+        status = response.status_code
+        message = f"{status} {request.method} {request.get_full_path()} ({duration_ms:.1f} ms)"
+        extra = {"status": status, "method": request.method, "path": request.path, "duration_ms": round(duration_ms, 1)}
+        if body is not None:
+            message += " body=" + json.dumps(body, ensure_ascii=False, default=str)
+            extra["body"] = body
+        logger.log(logging.ERROR if status >= 500 else logging.INFO, message, extra=extra)
+
+
+# A URL pattern as a metric label: `(?P<pk>[^/.]+)` → `{pk}`, regex anchors and escapes dropped.
+_GROUP_RE = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+_CONVERTER_RE = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def endpoint_label(request: HttpRequest) -> str:
+    """The matched URL route (bounded cardinality), not the raw path with its ids."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or not match.route:
+        return "<unmatched>"
+    route = _GROUP_RE.sub(r"{\1}", match.route)
+    route = _CONVERTER_RE.sub(r"{\1}", route)
+    route = route.replace("^", "").replace("$", "").replace("\\", "").replace("/?", "")
+    return "/" + route.lstrip("/")
+
+
+class ApiMetricsMiddleware:
+    """Counts and times every request under /api/ by method, route pattern and status."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        endpoint = endpoint_label(request)
+        metrics.API_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        metrics.API_REQUEST_DURATION.labels(request.method, endpoint).observe(time.perf_counter() - started)
+        return response
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the rate-limit headers decided by `api.throttling.TierRateThrottle` to the response."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response[name] = value
+        return response

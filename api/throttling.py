@@ -1,0 +1,228 @@
+"""Rate limits per tier (CONTRACT §4): a sliding-window log per user (or client IP when anonymous).
+
+With `REDIS_URL` the log is a Redis sorted set updated by one Lua script, so check-and-record is one
+atomic step on a single clock (Redis `TIME`) and exact across any number of processes and hosts.
+Without Redis the log lives in the database: the bucket row is locked (`SELECT … FOR UPDATE` on
+PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises writers) while its hits are counted and the new one
+is inserted, so it stays exact across gunicorn workers of one installation. Django's local-memory cache
+would not: each worker would keep its own count.
+
+The throttle stores what it decided on the Django request (`request.rate_limit`);
+`api.middleware.RateLimitHeadersMiddleware` turns that into the headers of every limited response.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import Count, Min
+from django.http import HttpRequest, HttpResponse
+from django_ratelimit.core import is_ratelimited
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import BaseThrottle
+
+from api.models import RateLimitBucket, RateLimitHit
+
+logger = logging.getLogger(__name__)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one hit on a tier's window, with everything the headers need."""
+
+    tier: str
+    limit: int
+    window: int
+    allowed: bool
+    remaining: int
+    # Seconds until the oldest counted request leaves the window (a slot frees up).
+    reset_after: float
+    now: float
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(1, math.ceil(self.reset_after))
+
+    @property
+    def reset_at(self) -> int:
+        return math.ceil(self.now + self.reset_after)
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+            "RateLimit-Policy": f'"{self.tier}";q={self.limit};w={self.window}',
+            "RateLimit": f'"{self.tier}";r={self.remaining};t={self.reset_seconds}',
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+class RateLimitExceeded(Throttled):
+    """429 with the tier's facts; the API exception handler reads `error_code` and `error_details`."""
+
+    error_code = "RATE_LIMIT_EXCEEDED"
+
+    def __init__(self, decision: Decision) -> None:
+        retry_after = decision.reset_seconds
+        super().__init__(
+            wait=retry_after,
+            detail=(
+                f"Rate limit exceeded for the {decision.tier} tier ({decision.limit} requests per "
+                f"{decision.window} s); retry in {retry_after} s"
+            ),
+        )
+        self.error_details = {
+            "tier": decision.tier,
+            "limit": decision.limit,
+            "window_seconds": decision.window,
+            "retry_after": retry_after,
+        }
+
+
+# --- The two sliding-window logs ----------------------------------------------------------------
+
+# KEYS[1] the bucket; ARGV limit, window (µs), a unique member. Returns allowed, count, now, oldest (µs).
+SLIDING_WINDOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  count = count + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local first = now
+if oldest[2] then first = tonumber(oldest[2]) end
+return {allowed, count, tostring(now), tostring(first)}
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_script(url: str):
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return client.register_script(SLIDING_WINDOW_LUA)
+
+
+def _hit_redis(*, key: str, limit: int, window: int) -> tuple[bool, int, float, float]:
+    script = _redis_script(settings.REDIS_URL)
+    allowed, count, now_us, oldest_us = script(
+        keys=[f"pod:ratelimit:{key}"], args=[limit, window * 1_000_000, uuid.uuid4().hex]
+    )
+    return bool(allowed), int(count), int(now_us) / 1e6, int(oldest_us) / 1e6
+
+
+def _hit_database(*, key: str, limit: int, window: int) -> tuple[bool, int, float, float]:
+    with transaction.atomic():
+        bucket, _ = RateLimitBucket.objects.select_for_update().get_or_create(key=key)
+        now = time.time()
+        RateLimitHit.objects.filter(bucket=bucket, at__lte=now - window).delete()
+        stats = RateLimitHit.objects.filter(bucket=bucket).aggregate(count=Count("id"), oldest=Min("at"))
+        count = stats["count"]
+        allowed = count < limit
+        if allowed:
+            RateLimitHit.objects.create(bucket=bucket, at=now)
+            count += 1
+        oldest = stats["oldest"] if stats["oldest"] is not None else now
+    return allowed, count, now, oldest
+
+
+def rate_limit_hit(*, tier: str, ident: str) -> Decision:
+    """Count one request of `ident` against `tier` (if there is room) and say whether it may proceed."""
+    try:
+        limit, window = settings.RATE_LIMITS[tier]
+    except KeyError:
+        raise ImproperlyConfigured(f"Unknown rate-limit tier {tier!r}; known: {sorted(settings.RATE_LIMITS)}") from None
+    hit = _hit_redis if settings.REDIS_URL else _hit_database
+    allowed, count, now, oldest = hit(key=f"{tier}:{ident}", limit=limit, window=window)
+    return Decision(
+        tier=tier,
+        limit=limit,
+        window=window,
+        allowed=allowed,
+        remaining=max(0, limit - count),
+        reset_after=max(0.0, oldest + window - now),
+        now=now,
+    )
+
+
+def rate_limit_prune(*, older_than: float | None = None) -> int:
+    """Delete embedded-limiter hits older than the longest window (buckets of clients never seen again)."""
+    cutoff = time.time() - (older_than or max(window for _, window in settings.RATE_LIMITS.values()))
+    deleted, _ = RateLimitHit.objects.filter(at__lte=cutoff).delete()
+    RateLimitBucket.objects.filter(hits__isnull=True).delete()
+    return deleted
+
+
+# --- DRF ----------------------------------------------------------------------------------------
+
+
+class TierRateThrottle(BaseThrottle):
+    """DRF throttle for every API view: GET/HEAD use `read`, other methods the view's `rate_tier`."""
+
+    def allow_request(self, request, view) -> bool:
+        tier = "read" if request.method in READ_METHODS else getattr(view, "rate_tier", None)
+        if tier is None:
+            return True
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            ident = f"user:{user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        decision = rate_limit_hit(tier=tier, ident=ident)
+        # Read by RateLimitHeadersMiddleware on the way out, for success and failure alike.
+        request._request.rate_limit = decision
+        if not decision.allowed:
+            raise RateLimitExceeded(decision)
+        return True
+
+
+# --- Admin login (django-ratelimit) -------------------------------------------------------------
+
+ADMIN_LOGIN_GROUP = "pod_gateway.admin_login"
+
+
+def admin_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The admin login view, refusing POSTs over ADMIN_LOGIN_RATE per client IP and per username."""
+    if request.method == "POST":
+        count, period = settings.ADMIN_LOGIN_RATE
+        rate = f"{count}/{period}s"
+        # Both counters advance on every attempt, so neither a spray over many usernames from one
+        # address nor a distributed guess at one username gets more than `rate` tries.
+        by_ip = is_ratelimited(request, group=ADMIN_LOGIN_GROUP, key="ip", rate=rate, method="POST", increment=True)
+        by_user = is_ratelimited(
+            request, group=ADMIN_LOGIN_GROUP + ".user", key=_username_key, rate=rate, method="POST", increment=True
+        )
+        if by_ip or by_user:
+            logger.warning("Admin login refused: too many attempts (%s)", "ip" if by_ip else "username")
+            return HttpResponse(
+                "<h1>Too many login attempts</h1><p>Wait a few minutes and try again.</p>",
+                status=429,
+                headers={"Retry-After": str(period)},
+            )
+    return admin.site.login(request, extra_context)
+
+
+def _username_key(group: str, request: HttpRequest) -> str:
+    return request.POST.get("username", "").strip().lower()
