@@ -245,6 +245,19 @@ PRINTIFY_API_KEY = env_str("PRINTIFY_API_KEY")
 PRINTIFY_SHOP_ID = env_str("PRINTIFY_SHOP_ID")
 PRINTIFY_API_URL = env_str("PRINTIFY_API_URL", "https://api.printify.com/v1").rstrip("/")
 EXPORT_DIR = DATA_DIR / "exports"
+PRINTIFY_TIMEOUT_SECONDS = env_number("PRINTIFY_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+# urllib3 Retry for 429/5xx/connection errors: attempts, exponential backoff factor (seconds) with
+# jitter, and the longest Retry-After a worker will sleep through before giving up the attempt.
+PRINTIFY_RETRIES = env_number("PRINTIFY_RETRIES", 5, kind=int)
+PRINTIFY_BACKOFF_SECONDS = env_number("PRINTIFY_BACKOFF_SECONDS", 1.0)
+PRINTIFY_RETRY_AFTER_MAX = env_number("PRINTIFY_RETRY_AFTER_MAX", 60, kind=int)
+# Printify allows 600 requests/min and 200 publishes per 30 min; a batch paces itself below these.
+PRINTIFY_REQUESTS_PER_MINUTE = env_number("PRINTIFY_REQUESTS_PER_MINUTE", 600, minimum=1, kind=int)
+PRINTIFY_PUBLISHES_PER_30_MIN = env_number("PRINTIFY_PUBLISHES_PER_30_MIN", 200, minimum=1, kind=int)
+# Where a created product can be seen; {product_id} and {shop_id} are filled in.
+PRINTIFY_PRODUCT_URL = env_str("PRINTIFY_PRODUCT_URL", "https://printify.com/app/product-details/{product_id}")
+# How long a signed print-file URL handed to Printify (upload by URL) stays valid.
+PRINT_FILE_URL_MAX_AGE = env_number("PRINT_FILE_URL_MAX_AGE", 86400, minimum=60, kind=int)
 
 
 # --- API -----------------------------------------------------------------------------------------

@@ -70,6 +70,11 @@ class Product(models.Model):
     title = models.CharField(max_length=500, blank=True, default="")
     description = models.TextField(blank=True, default="")
     price_cents = models.PositiveIntegerField(null=True, blank=True)
+    # Listing tags and the Printify shop, fixed when publishing starts so a resumed run uses the same.
+    tags = models.JSONField(default=list, blank=True)
+    shop_id = models.CharField(max_length=40, blank=True, default="")
+    # The pipeline task last enqueued for this product (django_tasks result id).
+    task_id = models.CharField(max_length=64, blank=True, default="")
     # Printify's id for the uploaded print file, then for the product; each stored as soon as known.
     external_upload_id = models.CharField(max_length=100, blank=True, default="")
     external_id = models.CharField(max_length=100, blank=True, default="")

@@ -1,0 +1,156 @@
+"""The publish pipeline of one product, run by the worker: upload → create → publish (or export).
+
+Progress is persisted: each external id is saved (and committed) the moment Printify returns it, and
+every step first checks whether it already has its id. A retry, or a run restarted after the worker
+died, therefore continues with the first unfinished step and never creates a second product.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from datetime import timedelta
+from pathlib import PurePath
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from pod_gateway.errors import ExternalServiceError, InvalidInputError
+from publishing import pacing, services
+from publishing.clients.printify import PrintifyClient, PrintifyError
+from publishing.export import product_export
+from publishing.models import Platform, Product, ProductStatus, ProductTemplate
+
+logger = logging.getLogger(__name__)
+PRINT_FILE_SALT = "publishing.print-file"
+# Waits shorter than this are slept through in the task; longer ones re-schedule it (run_after),
+# so a paced batch does not hold the worker while other work (generations) is queued.
+PACING_SLEEP_MAX = 2.0
+FINISHED = frozenset({ProductStatus.PUBLISHED, ProductStatus.FAILED})
+
+
+class Deferred(Exception):
+    """The run was re-scheduled for later to stay within Printify's rate limits."""
+
+
+def product_run(*, product_id: str, prepaid: bool = False) -> str:
+    """Carry one product as far as it goes; return its status (or `deferred`)."""
+    product = Product.objects.select_related("image", "template").filter(id=product_id).first()
+    if product is None or product.status in FINISHED:
+        # Deleted meanwhile, or a duplicate run of a finished product: nothing to do.
+        return product.status if product else "missing"
+    if not prepaid:
+        Product.objects.filter(id=product.id).update(attempts=F("attempts") + 1)
+    try:
+        if product.platform == Platform.EXPORT:
+            folder = product_export(product=product)
+            services.product_progress(product=product, external_id=folder.name)
+            services.product_mark_published(product=product)
+        else:
+            _run_printify(product, prepaid=prepaid)
+    except Deferred:
+        return "deferred"
+    except (ExternalServiceError, InvalidInputError, OSError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        logger.warning("Publishing product %s failed: %s", product.id, message)
+        services.product_mark_failed(product=product, error=message)
+    return product.status
+
+
+def _run_printify(product: Product, *, prepaid: bool) -> None:
+    template = product.template
+    if template is None:
+        raise PrintifyError("The product's template was deleted; publish the image again with a template",
+                            retryable=False)
+    client = PrintifyClient.from_settings()
+    if product.shop_id:
+        client.shop_id = product.shop_id
+    try:
+        if not product.external_upload_id:
+            prepaid = _pace(product, publish=False, prepaid=prepaid)
+            services.product_progress(product=product, status=ProductStatus.UPLOADING)
+            upload = client.image_upload(**_upload_source(product))
+            services.product_progress(product=product, external_upload_id=str(upload["id"]))
+        if not product.external_id:
+            prepaid = _pace(product, publish=False, prepaid=prepaid)
+            created = client.product_create(product=_product_body(product, template))
+            services.product_progress(
+                product=product, status=ProductStatus.CREATED, external_id=str(created["id"]),
+                external_url=settings.PRINTIFY_PRODUCT_URL.format(product_id=created["id"], shop_id=client.shop_id),
+            )
+        _pace(product, publish=True, prepaid=prepaid)
+        services.product_progress(product=product, status=ProductStatus.PUBLISHING)
+        client.product_publish(product_id=product.external_id)
+    finally:
+        client.close()
+    services.product_mark_published(product=product)
+
+
+def _pace(product: Product, *, publish: bool, prepaid: bool) -> bool:
+    """Wait for a slot under Printify's limits; re-schedule the task if the wait is long.
+
+    Returns the `prepaid` flag for the next step: a slot reserved before a re-schedule is used once.
+    """
+    if prepaid:
+        return False
+    delay = pacing.reserve(pacing.printify_buckets(publish=publish))
+    if delay <= PACING_SLEEP_MAX:
+        time.sleep(delay)
+        return False
+    from publishing.tasks import product_pipeline
+
+    run_after = timezone.now() + timedelta(seconds=delay)
+    result = product_pipeline.using(run_after=run_after).enqueue(product_id=product.id, prepaid=True)
+    services.product_progress(product=product, task_id=str(result.id))
+    logger.info("Product %s paced: continues at %s", product.id, run_after.isoformat())
+    raise Deferred
+
+
+def print_file_url(*, image_id: str, file_name: str) -> str:
+    """A signed, expiring public URL of an image's print file, for Printify to fetch."""
+    token = signing.dumps(image_id, salt=PRINT_FILE_SALT, compress=True)
+    path = reverse("publishing-print-file", kwargs={"token": token, "filename": file_name})
+    return settings.PUBLIC_BASE_URL + path
+
+
+def _upload_source(product: Product) -> dict[str, Any]:
+    image = product.image
+    suffix = PurePath(image.file.name).suffix.lower() or ".png"
+    file_name = f"{image.id}{suffix}"
+    if settings.PUBLIC_BASE_URL:
+        # Printify fetches it itself: recommended above 5 MB, and the request stays small.
+        return {"file_name": file_name, "url": print_file_url(image_id=image.id, file_name=file_name)}
+    with image.file.open("rb") as handle:
+        return {"file_name": file_name, "contents": base64.b64encode(handle.read()).decode("ascii")}
+
+
+def _product_body(product: Product, template: ProductTemplate) -> dict[str, Any]:
+    variant_ids = [int(v) for v in template.variant_ids]
+    return {
+        "title": product.title,
+        "description": product.description,
+        "tags": list(product.tags),
+        "blueprint_id": template.blueprint_id,
+        "print_provider_id": template.print_provider_id,
+        "variants": [{"id": v, "price": product.price_cents or template.price_cents, "is_enabled": True}
+                     for v in variant_ids],
+        "print_areas": [
+            {
+                "variant_ids": variant_ids,
+                "placeholders": [
+                    {
+                        "position": template.position,
+                        "images": [
+                            {"id": product.external_upload_id, "x": template.x, "y": template.y,
+                             "scale": template.scale, "angle": int(round(template.angle))}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,321 @@
+"""Writes for publishing: templates, starting/retrying publication, and the pipeline's outcomes.
+
+Image moves go through `images.services.images_transition` (transition table, history, events);
+product rows, outbox events and the pipeline tasks are written in the same transaction, so a
+rolled-back request leaves no queued task behind and a committed one always has its task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from images.models import Image, ImageStatus
+from images.services import Actor, BatchResult, images_transition
+from pod_gateway import metrics
+from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
+from publishing.models import Platform, Product, ProductStatus, ProductTemplate
+from webhooks.models import EventType
+from webhooks.services import event_record
+
+TITLE_MAX = 255
+PRICE_MAX_CENTS = 10_000_000
+TEMPLATE_FIELDS = frozenset(
+    f.name
+    for f in ProductTemplate._meta.get_fields()
+    if f.concrete and f.name not in {"id", "created_at", "updated_at"}
+)
+
+
+# --- Templates -----------------------------------------------------------------------------------
+
+def render_listing(*, template: ProductTemplate, prompt: str, style: str = "") -> tuple[str, str]:
+    """Title and description from the template's `{prompt}` / `{style}` placeholders."""
+
+    def fill(text: str) -> str:
+        # Plain replacement, not str.format: a prompt or template with other braces must not break it.
+        return text.replace("{prompt}", prompt).replace("{style}", style).strip()
+
+    title = " ".join(fill(template.title_template).split()) or prompt.strip() or "Design"
+    if len(title) > TITLE_MAX:
+        title = title[: TITLE_MAX - 1].rstrip() + "…"
+    return title, fill(template.description_template)
+
+
+def template_resolve(*, template_id: str | None) -> ProductTemplate:
+    """The named template, or the default one; `InvalidInputError` on `template` otherwise."""
+    if template_id:
+        template = ProductTemplate.objects.filter(id=template_id).first()
+        if template is None:
+            raise InvalidInputError("Unknown product template", fields={"template": [f"No template {template_id}"]})
+    else:
+        template = ProductTemplate.objects.filter(is_default=True).first()
+        if template is None:
+            raise InvalidInputError(
+                "No template given and no default template",
+                fields={"template": ["Give a template id or mark a template as default"]},
+            )
+    _template_check_publishable(template)
+    return template
+
+
+def _template_check_publishable(template: ProductTemplate) -> None:
+    if template.platform != Platform.PRINTIFY:
+        return
+    missing = [name for name in ("blueprint_id", "print_provider_id") if not getattr(template, name)]
+    if not template.variant_ids:
+        missing.append("variant_ids")
+    if missing:
+        raise InvalidInputError(
+            f"Template {template.name} is incomplete for Printify",
+            fields={"template": [f"Template {template.id} has no {', '.join(missing)}"]},
+        )
+
+
+@transaction.atomic
+def product_template_create(*, data: dict[str, Any], actor: Actor) -> ProductTemplate:
+    """Create a template; marking it default unmarks the previous default."""
+    template = ProductTemplate(**{k: v for k, v in data.items() if k in TEMPLATE_FIELDS})
+    if template.is_default:
+        ProductTemplate.objects.filter(is_default=True).update(is_default=False)
+    template.save()
+    return template
+
+
+@transaction.atomic
+def product_template_update(*, template_id: str, data: dict[str, Any], actor: Actor) -> ProductTemplate:
+    """Change a template's fields; products already started keep the listing they were given."""
+    template = ProductTemplate.objects.select_for_update().filter(id=template_id).first()
+    if template is None:
+        raise NotFoundError(f"Product template {template_id} not found")
+    for key, value in data.items():
+        if key in TEMPLATE_FIELDS:
+            setattr(template, key, value)
+    if template.is_default:
+        ProductTemplate.objects.filter(is_default=True).exclude(id=template.id).update(is_default=False)
+    template.save()
+    return template
+
+
+@transaction.atomic
+def product_template_delete(*, template_id: str, actor: Actor) -> None:
+    """Delete a template; refused while a product using it is still being published."""
+    template = ProductTemplate.objects.select_for_update().filter(id=template_id).first()
+    if template is None:
+        raise NotFoundError(f"Product template {template_id} not found")
+    busy = template.products.exclude(status__in=[ProductStatus.PUBLISHED, ProductStatus.FAILED]).exists()
+    if busy:
+        raise InvalidStateError(f"Template {template_id} is in use by products being published")
+    template.delete()
+
+
+# --- Starting publication ------------------------------------------------------------------------
+
+def images_publish(
+    *,
+    image_ids: Iterable[str],
+    actor: Actor,
+    template_id: str | None = None,
+    atomic: bool = False,
+    batch_action: str | None = None,
+) -> BatchResult:
+    """Start publishing approved (or failed) images with a template; other images are reported.
+
+    One product per image (a failed image's product is reused, keeping the external ids it has),
+    and one pipeline task per product, all in one transaction.
+    """
+    template = template_resolve(template_id=template_id)
+    with transaction.atomic():
+        result = images_transition(
+            image_ids=image_ids,
+            to_status=ImageStatus.PUBLISHING,
+            actor=actor,
+            note=f"template {template.name}",
+            atomic=atomic,
+            batch_action=batch_action,
+        )
+        _products_start(image_ids=result.successful, template=template)
+    return result
+
+
+def image_publish(
+    *,
+    image_id: str,
+    actor: Actor,
+    template_id: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    price_cents: int | None = None,
+) -> Product:
+    """Start publishing one image, optionally overriding the template's title, description or price."""
+    overrides = _overrides(title=title, description=description, price_cents=price_cents)
+    template = template_resolve(template_id=template_id)
+    with transaction.atomic():
+        result = images_transition(
+            image_ids=[image_id], to_status=ImageStatus.PUBLISHING, actor=actor, note=f"template {template.name}"
+        )
+        if result.failed:
+            raise NotFoundError(result.failed[0]["error"], details={"image_id": image_id})
+        if result.skipped:
+            reason = result.skipped[0]["reason"]
+            raise InvalidStateError(f"Image {image_id}: {reason}", details={"image_id": image_id, "reason": reason})
+        (product,) = _products_start(image_ids=[image_id], template=template, overrides=overrides)
+    return product
+
+
+def _overrides(*, title: str | None, description: str | None, price_cents: int | None) -> dict[str, Any]:
+    fields: dict[str, list[str]] = {}
+    overrides: dict[str, Any] = {}
+    if title is not None:
+        title = " ".join(str(title).split())
+        if not title or len(title) > TITLE_MAX:
+            fields["title"] = [f"Must be 1–{TITLE_MAX} characters"]
+        overrides["title"] = title
+    if description is not None:
+        overrides["description"] = str(description).strip()
+    if price_cents is not None:
+        if isinstance(price_cents, bool) or not isinstance(price_cents, int) or not 1 <= price_cents <= PRICE_MAX_CENTS:
+            fields["price_cents"] = [f"Must be a whole number of cents, 1–{PRICE_MAX_CENTS}"]
+        overrides["price_cents"] = price_cents
+    if fields:
+        raise InvalidInputError("Invalid publish options", fields=fields)
+    return overrides
+
+
+def _products_start(
+    *, image_ids: list[str], template: ProductTemplate, overrides: dict[str, Any] | None = None
+) -> list[Product]:
+    """Create or reuse the products of images just moved to publishing, and enqueue their pipelines."""
+    from publishing.tasks import product_pipeline
+
+    if not image_ids:
+        return []
+    images = Image.objects.filter(id__in=image_ids).select_related("generation").only(
+        "id", "prompt", "generation__style"
+    )
+    existing = {p.image_id: p for p in Product.objects.select_for_update().filter(image_id__in=image_ids)}
+    shop_id = str(settings.PRINTIFY_SHOP_ID) if template.platform == Platform.PRINTIFY else ""
+    new, reused = [], []
+    for image in images:
+        style = image.generation.style if image.generation_id else ""
+        title, description = render_listing(template=template, prompt=image.prompt, style=style)
+        values = {
+            "template": template,
+            "platform": template.platform,
+            "status": ProductStatus.QUEUED,
+            "title": title,
+            "description": description,
+            "price_cents": template.price_cents,
+            "tags": list(template.tags),
+            "shop_id": shop_id,
+            "error": "",
+            **(overrides or {}),
+        }
+        product = existing.get(image.id)
+        if product is None:
+            new.append(Product(image_id=image.id, **values))
+            continue
+        # A retry continues where the last run stopped, unless what it made no longer fits.
+        if product.template_id != template.id or product.platform != template.platform or product.shop_id != shop_id:
+            product.external_id = product.external_url = ""
+        if product.platform != template.platform:
+            product.external_upload_id = ""
+        for key, value in values.items():
+            setattr(product, key, value)
+        product.updated_at = timezone.now()  # bulk_update does not apply auto_now
+        reused.append(product)
+    Product.objects.bulk_create(new)
+    products = new + reused
+    for product in products:
+        # One INSERT per task: django_tasks has no bulk enqueue. Each product gets its own task so
+        # that its retries and pacing are independent of the rest of the batch.
+        product.task_id = str(product_pipeline.enqueue(product_id=product.id).id)
+    Product.objects.bulk_update(
+        products,
+        ["template", "platform", "status", "title", "description", "price_cents", "tags", "shop_id", "error",
+         "external_id", "external_url", "external_upload_id", "task_id", "updated_at"],
+    )
+    order = {image_id: n for n, image_id in enumerate(image_ids)}
+    return sorted(products, key=lambda p: order[p.image_id])
+
+
+def product_retry(*, product_id: str, actor: Actor) -> Product:
+    """Run a failed product's pipeline again; it continues from the last step that succeeded."""
+    from publishing.tasks import product_pipeline
+
+    with transaction.atomic():
+        product = Product.objects.select_for_update().filter(id=product_id).first()
+        if product is None:
+            raise NotFoundError(f"Product {product_id} not found", details={"product_id": product_id})
+        if product.status != ProductStatus.FAILED:
+            raise InvalidStateError(
+                f"Product {product_id} is {product.status}; only a failed product can be retried",
+                details={"product_id": product_id, "status": product.status},
+            )
+        result = images_transition(
+            image_ids=[product.image_id], to_status=ImageStatus.PUBLISHING, actor=actor, note=f"retry {product.id}"
+        )
+        if not result.successful:
+            reason = (result.skipped or result.failed)[0].get("reason", "cannot publish")
+            raise InvalidStateError(f"Image {product.image_id}: {reason}", details={"image_id": product.image_id})
+        product.status = ProductStatus.QUEUED
+        product.error = ""
+        product.task_id = str(product_pipeline.enqueue(product_id=product.id).id)
+        product.save(update_fields=["status", "error", "task_id", "updated_at"])
+    return product
+
+
+# --- Pipeline outcomes (called by the worker) ----------------------------------------------------
+
+def product_mark_published(*, product: Product, external_url: str = "") -> Product:
+    """The product is live: product and image published, `product.published` recorded, counted."""
+    with transaction.atomic():
+        product.status = ProductStatus.PUBLISHED
+        product.published_at = timezone.now()
+        product.error = ""
+        if external_url:
+            product.external_url = external_url
+        product.save(update_fields=["status", "published_at", "error", "external_url", "updated_at"])
+        images_transition(image_ids=[product.image_id], to_status=ImageStatus.PUBLISHED, actor=Actor.system())
+        event_record(event_type=EventType.PRODUCT_PUBLISHED, data=_event_data(product))
+        platform = product.platform
+        transaction.on_commit(lambda: metrics.PRODUCTS_PUBLISHED.labels(platform=platform).inc())
+    return product
+
+
+def product_mark_failed(*, product: Product, error: str) -> Product:
+    """The pipeline gave up: product and image failed with the reason, `product.failed` recorded."""
+    with transaction.atomic():
+        product.status = ProductStatus.FAILED
+        product.error = error[:5000]
+        product.save(update_fields=["status", "error", "updated_at"])
+        images_transition(
+            image_ids=[product.image_id], to_status=ImageStatus.FAILED, actor=Actor.system(), note=error[:1000]
+        )
+        event_record(event_type=EventType.PRODUCT_FAILED, data={**_event_data(product), "error": product.error})
+    return product
+
+
+def product_progress(*, product: Product, status: str | None = None, **fields: str) -> None:
+    """Persist a step's result at once (outside any transaction), so a restart continues after it."""
+    if status:
+        fields["status"] = status
+    for key, value in fields.items():
+        setattr(product, key, value)
+    product.save(update_fields=[*fields, "updated_at"])
+
+
+def _event_data(product: Product) -> dict[str, Any]:
+    return {
+        "product_id": product.id,
+        "image_id": product.image_id,
+        "platform": product.platform,
+        "status": product.status,
+        "external_id": product.external_id,
+        "external_url": product.external_url,
+        "template_id": product.template_id,
+    }
