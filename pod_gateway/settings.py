@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "api.versioning.DeprecationMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -264,6 +265,65 @@ PRINT_FILE_URL_MAX_AGE = env_number("PRINT_FILE_URL_MAX_AGE", 86400, minimum=60,
 
 API_VERSIONS = ("v1", "v2")
 API_DEPRECATED_VERSIONS = env_list("API_DEPRECATED_VERSIONS")
+if set(API_DEPRECATED_VERSIONS) - set(API_VERSIONS):
+    raise ImproperlyConfigured(f"API_DEPRECATED_VERSIONS may only name {', '.join(API_VERSIONS)}")
+
+
+def env_sunsets(name: str) -> dict:
+    """Parse `v1=2027-06-30,v2=…` into {version: date}: the Sunset header of a deprecated version."""
+    from datetime import date
+
+    sunsets = {}
+    for item in env_list(name):
+        version, _, day = item.partition("=")
+        try:
+            sunsets[version.strip()] = date.fromisoformat(day.strip())
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must look like v1=2027-06-30, not {item!r}") from None
+        if version.strip() not in API_VERSIONS:
+            raise ImproperlyConfigured(f"{name} names an unknown version {version.strip()!r}")
+    return sunsets
+
+
+API_SUNSET = env_sunsets("API_SUNSET")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its `WWW-Authenticate: Token` challenge makes anonymous requests 401, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ActionPermission"],
+    "DEFAULT_VERSIONING_CLASS": "api.versioning.PathVersioning",
+    "ALLOWED_VERSIONS": API_VERSIONS,
+    "DEFAULT_VERSION": API_VERSIONS[-1],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TierRateThrottle"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "POD Gateway API",
+    "DESCRIPTION": (
+        "Generate print-on-demand designs, review them and publish them as products. "
+        "Authenticate with `Authorization: Token <key>` (`manage.py create_api_token`) or a session. "
+        "v1 errors are `{error, code, details, request_id}` and lists are page-numbered; "
+        "v2 errors are RFC 9457 `application/problem+json` and lists use cursors."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ImageStatusEnum": "images.models.ImageStatus",
+        "GenerationStatusEnum": "images.models.GenerationStatus",
+    },
+}
 RATE_LIMITS = {
     "generation": env_rate("RATE_LIMIT_GENERATION", "10/h"),
     "publishing": env_rate("RATE_LIMIT_PUBLISHING", "50/h"),
