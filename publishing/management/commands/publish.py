@@ -1,0 +1,97 @@
+"""`manage.py publish ID… | --all-approved [--template T] [--wait]`: start publishing approved designs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from images.models import Image, ImageStatus, Via, WorkerHeartbeat
+from images.services import Actor
+from pod_gateway.errors import DomainError
+from publishing.models import Product, ProductStatus
+from publishing.services import images_publish
+
+FINISHED = {ProductStatus.PUBLISHED, ProductStatus.FAILED}
+
+
+class Command(BaseCommand):
+    help = "Publish approved (or failed) images with a product template (the default one if none is given)"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("image_ids", nargs="*", metavar="ID")
+        parser.add_argument("--all-approved", action="store_true", help="Publish every approved image")
+        parser.add_argument("--template", default=None, help="Product template id (default: the default template)")
+        parser.add_argument("--wait", action="store_true", help="Wait until every product is published or failed")
+        parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits at most")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        ids = list(options["image_ids"])
+        if options["all_approved"]:
+            if ids:
+                raise CommandError("Give image ids or --all-approved, not both")
+            ids = list(Image.objects.filter(status=ImageStatus.APPROVED).order_by("created_at")
+                       .values_list("id", flat=True))
+            if not ids:
+                self.stdout.write("No approved images to publish.")
+                return
+        elif not ids:
+            raise CommandError("Give one or more image ids, or --all-approved")
+        try:
+            result = images_publish(
+                image_ids=ids, actor=Actor(None, Via.COMMAND), template_id=options["template"], batch_action="publish"
+            )
+        except DomainError as exc:
+            fields = getattr(exc, "fields", {}) or {}
+            detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+            raise CommandError(f"{exc.message}{' (' + detail + ')' if detail else ''}") from exc
+        products = dict(Product.objects.filter(image_id__in=result.successful).values_list("image_id", "id"))
+        for image_id in result.successful:
+            self.stdout.write(f"{image_id}: publishing as {products.get(image_id)}")
+        for entry in result.skipped:
+            self.stderr.write(f"{entry['image_id']}: skipped ({entry['reason']})")
+        for entry in result.failed:
+            self.stderr.write(f"{entry['image_id']}: {entry['error']}")
+        counts = result.as_dict()["counts"]
+        self.stdout.write(f"Queued {counts['successful']}, skipped {counts['skipped']}, failed {counts['failed']}.")
+        if options["wait"] and result.successful:
+            self.wait(list(products.values()), timeout=options["timeout"])
+        if result.failed or not result.successful:
+            raise CommandError("Nothing was published" if not result.successful else "Some images were not found")
+
+    def wait(self, product_ids: list[str], *, timeout: float) -> None:
+        from images.worker import task_run_here
+
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = list(Product.objects.filter(id__in=product_ids).values_list("id", "status", "task_id"))
+            pending = [row for row in rows if row[1] not in FINISHED]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(f"Gave up waiting after {timeout:g}s; {len(pending)} product(s) not finished")
+            ready = DBTaskResult.objects.ready().filter(id__in=[row[2] for row in pending if row[2]])
+            task_id = ready.values_list("id", flat=True).first()
+            if task_id is not None and not self._worker_alive():
+                # No worker would pick it up: run it here, exactly as a worker would.
+                task_run_here(task_id=task_id)
+                continue
+            time.sleep(0.5)
+        failed = 0
+        for product in Product.objects.filter(id__in=product_ids).order_by("created_at"):
+            if product.status == ProductStatus.FAILED:
+                failed += 1
+                self.stderr.write(f"{product.id} ({product.image_id}): failed: {product.error}")
+            else:
+                self.stdout.write(f"{product.id} ({product.image_id}): published {product.external_url}".rstrip())
+        if failed:
+            raise CommandError(f"{failed} of {len(product_ids)} product(s) failed")
+
+    @staticmethod
+    def _worker_alive() -> bool:
+        fresh = timezone.now() - timezone.timedelta(seconds=settings.WORKER_STALE_SECONDS)
+        return WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists()
