@@ -1,0 +1,95 @@
+"""HTTP sessions for backend clients: explicit timeouts and one retry policy (urllib3 Retry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from images.backends.base import BackendError, TransientBackendError
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+USER_AGENT = "POD-Gateway/1.0"
+
+
+def session(*, idempotent: bool) -> requests.Session:
+    """A Session retrying connection errors, 429 and 5xx with backoff, honouring Retry-After.
+
+    Read errors (the request may have arrived) are retried only for idempotent calls, so a
+    job submission whose answer was lost is not sent (and paid for) twice.
+    """
+    retry = Retry(
+        total=5,
+        connect=5,
+        read=3 if idempotent else 0,
+        status=5,
+        backoff_factor=0.5,
+        backoff_max=30,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "POST", "DELETE"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    s = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    s.headers["User-Agent"] = USER_AGENT
+    return s
+
+
+def request(
+    s: requests.Session,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    request_id: str | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one call; transient failures become TransientBackendError, other non-2xx BackendError."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    kwargs.setdefault("timeout", settings.HTTP_TIMEOUT_SECONDS)
+    try:
+        response = s.request(method, url, headers=headers, **kwargs)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientBackendError(f"{service} is unreachable: {type(exc).__name__}") from exc
+    except requests.RequestException as exc:
+        raise BackendError(f"{service} request failed: {exc}") from exc
+    if response.status_code in RETRY_STATUSES:
+        raise TransientBackendError(
+            f"{service} answered {response.status_code} after retries", details={"status_code": response.status_code}
+        )
+    if response.status_code >= 400:
+        raise BackendError(
+            f"{service} refused the request ({response.status_code}): {response.text[:300]}",
+            details={"status_code": response.status_code},
+        )
+    return response
+
+
+def json_body(response: requests.Response, *, service: str) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BackendError(f"{service} answered with something that is not JSON") from exc
+
+
+def download(s: requests.Session, url: str, *, service: str, request_id: str | None = None) -> bytes:
+    """Fetch image bytes, refusing anything over the intake size cap without reading it whole."""
+    limit = settings.IMAGE_MAX_BYTES
+    response = request(s, "GET", url, service=service, request_id=request_id, stream=True)
+    chunks: list[bytes] = []
+    size = 0
+    with response:
+        for chunk in response.iter_content(chunk_size=1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise BackendError(f"{service} image is larger than {limit // (1024 * 1024)} MB")
+            chunks.append(chunk)
+    return b"".join(chunks)

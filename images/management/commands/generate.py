@@ -1,0 +1,96 @@
+"""`manage.py generate PROMPT [...]`: validate, queue a generation, optionally wait for its images."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from images.generation import FINISHED, generation_create
+from images.models import Generation, GenerationStatus, Image, Via, WorkerHeartbeat
+from images.services import Actor
+from images.tasks import generation_run
+from images.validation import GenerateInputSerializer
+from images.worker import task_run_here
+from pod_gateway.errors import DuplicatePromptError
+
+# Options passed through to GenerateInputSerializer as strings, so it (not argparse) names the field.
+FIELDS = ("batch_size", "width", "height", "steps", "guidance", "seed", "backend", "style", "genre", "negative_prompt")
+
+
+def format_errors(errors: Any, prefix: str = "") -> list[str]:
+    if isinstance(errors, dict):
+        return [line for key, value in errors.items() for line in format_errors(value, f"{prefix}{key}: ")]
+    if isinstance(errors, list):
+        return [line for value in errors for line in format_errors(value, prefix)]
+    return [f"{prefix}{errors}"]
+
+
+class Command(BaseCommand):
+    help = "Queue a generation (validated like POST generate); with --wait, wait for it and print the image ids"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("prompt")
+        for name in FIELDS:
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None)
+        parser.add_argument("--allow-duplicate", action="store_true", help="Generate even if the prompt was seen")
+        parser.add_argument("--wait", action="store_true", help="Wait until the generation has finished")
+        parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits at most")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        data = {name: options[name] for name in FIELDS if options[name] is not None}
+        data["prompt"] = options["prompt"]
+        data["allow_duplicate"] = options["allow_duplicate"]
+        serializer = GenerateInputSerializer(data=data)
+        if not serializer.is_valid():
+            raise CommandError("Invalid input:\n  " + "\n  ".join(format_errors(serializer.errors)))
+        try:
+            generation = generation_create(data=serializer.validated_data, actor=Actor(None, Via.COMMAND))
+        except DuplicatePromptError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(generation.id)
+        if options["wait"]:
+            self.wait(generation, timeout=options["timeout"])
+
+    def wait(self, generation: Generation, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            generation.refresh_from_db()
+            if generation.status in FINISHED:
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(f"Gave up waiting after {timeout:g}s; {generation.id} is {generation.status}")
+            task_id = self._ready_task(generation.id)
+            if task_id is not None and not self._worker_alive():
+                # No worker would pick it up: run it here, exactly as a worker would.
+                task_run_here(task_id=task_id)
+                continue
+            time.sleep(0.5)
+        images = Image.objects.filter(generation=generation).order_by("batch_index")
+        image_ids = list(images.values_list("id", flat=True))
+        summary = f"{generation.id} {generation.status}: {len(image_ids)} image(s), {generation.failed_count} failed"
+        if generation.error:
+            summary += f" ({generation.error})"
+        self.stderr.write(summary)
+        for image_id in image_ids:
+            self.stdout.write(image_id)
+        if generation.status != GenerationStatus.COMPLETED:
+            raise CommandError(f"Generation {generation.id} {generation.status}")
+
+    @staticmethod
+    def _ready_task(generation_id: str) -> Any:
+        return (
+            DBTaskResult.objects.ready()
+            .filter(task_path=generation_run.module_path, args_kwargs__kwargs__generation_id=generation_id)
+            .values_list("id", flat=True)
+            .first()
+        )
+
+    @staticmethod
+    def _worker_alive() -> bool:
+        fresh = timezone.now() - timezone.timedelta(seconds=settings.WORKER_STALE_SECONDS)
+        return WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists()

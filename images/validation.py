@@ -1,0 +1,158 @@
+"""Input rules for generation requests (CONTRACT §4): cleaning, prompt checks, ranges, the prompt hash.
+
+The API view, the `generate` command and the admin form all validate with `GenerateInputSerializer`,
+so a request is refused (or accepted) the same way whichever door it comes through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+PROMPT_MIN_LENGTH = 3
+PROMPT_MAX_LENGTH = 2000
+SEED_MAX = 4294967295
+
+# Characters removed from every string: control characters (NUL included) and lone surrogates,
+# which PostgreSQL refuses to store. Tab and newlines survive until folding.
+_KEEP_CONTROLS = frozenset("\t\n\r")
+_NEWLINES = re.compile(r"\s*[\r\n]+\s*")
+_WHITESPACE = re.compile(r"\s+")
+
+# Markup and script patterns refused in prompts (they end up in product listings and admin pages).
+_MARKUP = (
+    (re.compile(r"<\s*/?\s*script", re.IGNORECASE), "script tags"),
+    (re.compile(r"(java|vb)script\s*:", re.IGNORECASE), "script URLs"),
+    (re.compile(r"\bon[a-z]{3,}\s*=", re.IGNORECASE), "event handler attributes"),
+    (re.compile(r"<\s*/?\s*[a-z!][^<>]*>", re.IGNORECASE), "HTML tags"),
+)
+
+
+def clean_text(value: str, *, fold_newlines: bool = False) -> str:
+    """Trim, drop NUL/control characters and lone surrogates; optionally fold newlines into spaces."""
+    cleaned = "".join(
+        ch for ch in value
+        if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    if fold_newlines:
+        cleaned = _NEWLINES.sub(" ", cleaned)
+    return cleaned.strip()
+
+
+def refuse_markup(value: str) -> str:
+    """Raise ValidationError if `value` contains markup or script patterns."""
+    for pattern, name in _MARKUP:
+        if pattern.search(value):
+            raise serializers.ValidationError(f"Markup is not allowed ({name} found).")
+    return value
+
+
+def validate_prompt(value: str) -> str:
+    """A cleaned prompt of 3–2000 characters without markup; raises ValidationError otherwise."""
+    if not isinstance(value, str):
+        raise serializers.ValidationError("Not a valid string.")
+    prompt = clean_text(value, fold_newlines=True)
+    if len(prompt) < PROMPT_MIN_LENGTH:
+        raise serializers.ValidationError(f"Ensure this field has at least {PROMPT_MIN_LENGTH} characters.")
+    if len(prompt) > PROMPT_MAX_LENGTH:
+        raise serializers.ValidationError(f"Ensure this field has no more than {PROMPT_MAX_LENGTH} characters.")
+    return refuse_markup(prompt)
+
+
+def normalise_prompt(prompt: str) -> str:
+    """The form of a prompt that two requests must share to count as the same prompt."""
+    return _WHITESPACE.sub(" ", clean_text(prompt, fold_newlines=True)).casefold()
+
+
+def prompt_hash(*, prompt: str, width: int, height: int, steps: int, guidance: float, seed: int | None) -> str:
+    """sha256 over the normalised prompt and the parameters that change the picture."""
+    material: dict[str, Any] = {
+        "prompt": normalise_prompt(prompt),
+        "width": int(width),
+        "height": int(height),
+        "steps": int(steps),
+        "guidance": round(float(guidance), 4),
+    }
+    if seed is not None:
+        material["seed"] = int(seed)
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class CleanCharField(serializers.CharField):
+    """A CharField that removes control characters (instead of refusing NUL) and refuses markup."""
+
+    def __init__(self, *, fold_newlines: bool = True, **kwargs: Any) -> None:
+        self.fold_newlines = fold_newlines
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if isinstance(data, str):
+            # Cleaning only shrinks a string; refuse absurd sizes before spending time on them.
+            if self.max_length is not None and len(data) > 10 * self.max_length + 1000:
+                self.fail("max_length")
+            data = clean_text(data, fold_newlines=self.fold_newlines)
+        return super().run_validation(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        return refuse_markup(super().to_internal_value(data))
+
+
+class StrictFloatField(serializers.FloatField):
+    """A FloatField that refuses JSON booleans (Python would read `true` as 1.0)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PromptField(CleanCharField):
+    def to_internal_value(self, data: Any) -> str:
+        return validate_prompt(super().to_internal_value(data))
+
+
+def _choice_messages(choices: tuple[str, ...]) -> dict[str, str]:
+    return {"invalid_choice": f'"{{input}}" is not a valid choice. Allowed: {", ".join(choices)}.'}
+
+
+class GenerateInputSerializer(serializers.Serializer):
+    """Every field of `POST generate` with its range and default; `cfg_scale` is read as `guidance`."""
+
+    prompt = PromptField(max_length=PROMPT_MAX_LENGTH)
+    style = CleanCharField(max_length=100, required=False, allow_blank=True, default="")
+    genre = CleanCharField(max_length=100, required=False, allow_blank=True, default="")
+    negative_prompt = CleanCharField(max_length=PROMPT_MAX_LENGTH, required=False, allow_blank=True, default="")
+    batch_size = serializers.IntegerField(min_value=1, max_value=25, default=1)
+    width = serializers.IntegerField(min_value=512, max_value=8192, default=4500)
+    height = serializers.IntegerField(min_value=512, max_value=8192, default=5400)
+    steps = serializers.IntegerField(min_value=10, max_value=100, default=30)
+    guidance = StrictFloatField(min_value=0.1, max_value=20, default=2.0)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, required=False, allow_null=True, default=None)
+    backend = serializers.ChoiceField(
+        choices=settings.GENERATION_BACKENDS,
+        error_messages=_choice_messages(tuple(settings.GENERATION_BACKENDS)),
+        required=False,
+    )
+    allow_duplicate = serializers.BooleanField(default=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, Mapping) and "cfg_scale" in data and "guidance" not in data:
+            data = {**data, "guidance": data["cfg_scale"]}
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Read at validation time so a changed GENERATION_BACKEND (tests, .env reload) is honoured.
+        attrs["backend"] = attrs.get("backend") or settings.GENERATION_BACKEND
+        from images.backends import configuration_error
+
+        problem = configuration_error(attrs["backend"])
+        if problem:
+            raise serializers.ValidationError({"backend": [problem]})
+        return attrs
