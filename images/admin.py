@@ -1,29 +1,603 @@
-from django.contrib import admin
+"""The reviewers' home: the image review queue, image and generation pages, and the admin's own views.
 
-from images.models import Generation, Image, ImageTransition
+Every state change here calls the same service as the API (images.services, publishing.services,
+images.generation) with `Actor(request.user, "admin")`; the admin never writes a status itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from images.forms import GenerationStartForm, PublishForm, RejectForm
+from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition, Via
+from images.services import (
+    DELETABLE,
+    Actor,
+    BatchResult,
+    can_transition,
+    image_approve,
+    image_reject,
+    images_approve,
+    images_delete,
+    images_reject,
+    images_reset,
+)
+from pod_gateway.errors import DomainError, DuplicatePromptError, InvalidInputError
+from publishing.services import images_publish
+
+admin.site.site_header = "POD Gateway"
+admin.site.site_title = "POD Gateway admin"
+admin.site.index_title = "Review and publishing"
+
+REVIEW_CSS = {"all": ["images/admin/review.css"]}
 
 
-@admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "prompt", "backend", "success_count", "failed_count", "created_at"]
-    list_filter = ["status", "backend"]
-    search_fields = ["prompt"]
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor(request.user, Via.ADMIN)
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="pod-badge pod-status-{}">{}</span>', status, status)
+
+
+def admin_url(name: str, pk: str) -> str:
+    """An admin object URL, the id quoted the way the admin unquotes it."""
+    return reverse(f"admin:{name}", args=[quote(pk)])
+
+
+def image_change_url(image_id: str) -> str:
+    return admin_url("images_image_change", image_id)
+
+
+def thumbnail_html(image: Image, css_class: str = "pod-thumb") -> str:
+    """An <img> of the intake thumbnail (never the full print file), or a placeholder."""
+    if not image.thumbnail:
+        return format_html('<span class="{} pod-thumb-missing">no preview</span>', css_class)
+    src = admin_url("images_image_thumbnail", image.pk)
+    return format_html('<img class="{}" src="{}" alt="" loading="lazy">', css_class, src)
+
+
+def report_result(model_admin: admin.ModelAdmin, request: HttpRequest, result: BatchResult, done: str) -> None:
+    """Tell the reviewer which images changed, and which were refused and why (grouped by reason)."""
+    if result.successful:
+        count = len(result.successful)
+        model_admin.message_user(
+            request,
+            f"{done} {count} image{'s' if count != 1 else ''}: {', '.join(result.successful)}",
+            messages.SUCCESS,
+        )
+    refused: dict[str, list[str]] = defaultdict(list)
+    for entry in result.skipped:
+        refused[_admin_reason(entry["reason"])].append(entry["image_id"])
+    for entry in result.failed:
+        refused[entry["error"]].append(entry["image_id"])
+    level = messages.WARNING if result.successful else messages.ERROR
+    for reason, ids in refused.items():
+        model_admin.message_user(request, f"Not changed ({reason}): {', '.join(ids)}", level)
+    if not (result.successful or result.skipped or result.failed):
+        model_admin.message_user(request, "No images were selected.", messages.WARNING)
+
+
+def _admin_reason(reason: str) -> str:
+    # The delete service suggests the API's `force`; the admin never forces, a reset comes first.
+    return reason.replace("use force to delete it", "reset it to pending first")
+
+
+class GenerationFilter(admin.SimpleListFilter):
+    """The latest generations as choices; any generation id works through `?generation=`."""
+
+    title = "generation"
+    parameter_name = "generation"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        latest = Generation.objects.filter(images__isnull=False).distinct().order_by("-created_at")[:15]
+        return [(g.pk, f"{g.prompt[:40]} ({g.created_at:%b %d %H:%M})") for g in latest]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(generation_id=self.value()) if self.value() else queryset
+
+
+class QualityFilter(admin.SimpleListFilter):
+    title = "quality"
+    parameter_name = "quality"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("valid", "Print-ready"), ("warnings", "With warnings"), ("errors", "With errors")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        conditions = {
+            "valid": Q(quality_valid=True, quality_warnings=0),
+            "warnings": Q(quality_valid=True, quality_warnings__gt=0),
+            "errors": Q(quality_valid=False),
+        }
+        return queryset.filter(conditions[self.value()]) if self.value() in conditions else queryset
 
 
 class ImageTransitionInline(admin.TabularInline):
+    """The decision history: read-only, as the model itself is append-only."""
+
     model = ImageTransition
     extra = 0
     can_delete = False
-    readonly_fields = ["from_status", "to_status", "actor_label", "via", "note", "created_at"]
-    fields = readonly_fields
+    verbose_name = "decision"
+    verbose_name_plural = "Decision history"
+    fields = readonly_fields = ["when", "from_status", "to_status", "by", "via", "note"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    @admin.display(description="When")
+    def when(self, obj: ImageTransition) -> Any:
+        return obj.created_at
+
+    @admin.display(description="By")
+    def by(self, obj: ImageTransition) -> str:
+        return obj.actor_label
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Whoever may see an image may see how it was decided; there is no separate history permission.
+        return request.user.has_perm("images.view_image") or request.user.has_perm("images.change_image")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "prompt", "width", "height", "created_at"]
-    list_filter = ["status"]
-    search_fields = ["prompt"]
+    """The review queue: pending images first, decided in bulk through the lifecycle services."""
+
+    list_display = [
+        "thumbnail_column", "status_column", "prompt_column", "generation_column",
+        "size_column", "quality_column", "created_at",
+    ]
+    list_display_links = ["thumbnail_column", "prompt_column"]
+    list_filter = ["status", QualityFilter, GenerationFilter, "created_at"]
+    list_select_related = ["generation", "product"]
+    search_fields = ["prompt", "=id"]
+    list_per_page = 50
+    list_max_show_all = 500
+    show_full_result_count = False
+    actions = ["approve_images", "reject_images", "publish_images", "reset_images", "delete_images"]
     inlines = [ImageTransitionInline]
+    change_form_template = "admin/images/image/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["preview", "status_column", "product_link", "prompt", "generation_column"]}),
+        ("Print file", {"fields": ["id", "source", "size_column", "format", "color_mode", "file_size_column",
+                                   "sha256", "created_by", "created_at", "updated_at"]}),
+        ("Quality report", {"fields": ["quality_report"]}),
+    ]
+    readonly_fields = [
+        "preview", "status_column", "product_link", "prompt", "generation_column", "id", "source", "size_column",
+        "format", "color_mode", "file_size_column", "sha256", "created_by", "created_at", "updated_at",
+        "quality_report",
+    ]
+
+    class Media:
+        css = REVIEW_CSS
+
+    # --- Queue --------------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        same_prompt = Generation.objects.filter(prompt_hash=OuterRef("generation__prompt_hash")).exclude(
+            pk=OuterRef("generation_id")
+        )
+        return super().get_queryset(request).annotate(duplicate_prompt=Exists(same_prompt))
+
+    def get_ordering(self, request: HttpRequest) -> list:
+        pending_first = Case(When(status=ImageStatus.PENDING, then=Value(0)), default=Value(1),
+                             output_field=IntegerField())
+        return [pending_first.asc(), "-created_at"]
+
+    @admin.display(description="Preview")
+    def thumbnail_column(self, obj: Image) -> str:
+        return thumbnail_html(obj)
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, obj: Image) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="Prompt", ordering="prompt")
+    def prompt_column(self, obj: Image) -> str:
+        prompt = obj.prompt if len(obj.prompt) <= 140 else obj.prompt[:139] + "…"
+        duplicate = ""
+        if getattr(obj, "duplicate_prompt", False):
+            url = reverse("admin:images_generation_changelist") + "?" + urlencode(
+                {"prompt_hash": obj.generation.prompt_hash}
+            )
+            duplicate = format_html(
+                ' <a class="pod-badge pod-duplicate" href="{}" title="Another generation used the same prompt '
+                'and parameters">duplicate prompt</a>',
+                url,
+            )
+        return format_html('<span class="pod-prompt">{}</span>{}', prompt or "(no prompt)", duplicate)
+
+    @admin.display(description="Generation", ordering="generation__created_at")
+    def generation_column(self, obj: Image) -> str:
+        if obj.generation is None:
+            return obj.get_source_display()
+        url = admin_url("images_generation_change", obj.generation_id)
+        slot = f" #{obj.batch_index + 1}" if obj.batch_index is not None else ""
+        return format_html('<a href="{}">{}</a>{}', url, obj.generation_id, slot)
+
+    @admin.display(description="Size / DPI", ordering="width")
+    def size_column(self, obj: Image) -> str:
+        return format_html(
+            '<span class="pod-size">{}×{}</span> <span class="pod-dpi">{}</span>',
+            obj.width, obj.height, f"{obj.dpi} dpi" if obj.dpi else "no dpi",
+        )
+
+    @admin.display(description="Quality", ordering="quality_valid")
+    def quality_column(self, obj: Image) -> str:
+        errors = obj.quality.get("errors") or []
+        warnings = obj.quality.get("warnings") or []
+        tips = "\n".join([*errors, *warnings])
+        if not obj.quality_valid:
+            count = len(errors) or 1
+            return format_html('<span class="pod-badge pod-q-error" title="{}">{} error{}</span>',
+                               tips, count, "s" if count != 1 else "")
+        if obj.quality_warnings:
+            count = obj.quality_warnings
+            return format_html('<span class="pod-badge pod-q-warning" title="{}">{} warning{}</span>',
+                               tips, count, "s" if count != 1 else "")
+        return format_html('<span class="pod-badge pod-q-ok">{}</span>', "print-ready")
+
+    # --- Change page (read-only; decisions go through the buttons) -----------------------------
+
+    @admin.display(description="Preview")
+    def preview(self, obj: Image) -> str:
+        file_url = admin_url("images_image_file", obj.pk)
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a><br><a href="{}" target="_blank" rel="noopener">'
+            "Open the full-resolution print file ({}×{})</a>",
+            file_url, thumbnail_html(obj, "pod-preview"), file_url, obj.width, obj.height,
+        )
+
+    @admin.display(description="Product")
+    def product_link(self, obj: Image) -> str:
+        product = getattr(obj, "product", None)
+        if product is None:
+            return "—"
+        url = admin_url("publishing_product_change", product.pk)
+        external = format_html(' · <a href="{}" target="_blank" rel="noopener">{}</a>', product.external_url,
+                               product.external_url) if product.external_url else ""
+        return format_html('<a href="{}">{}</a> {}{}', url, product.pk, status_badge(product.status), external)
+
+    @admin.display(description="File size")
+    def file_size_column(self, obj: Image) -> str:
+        return f"{obj.file_size / (1024 * 1024):.1f} MB" if obj.file_size else "—"
+
+    @admin.display(description="Report")
+    def quality_report(self, obj: Image) -> str:
+        report = obj.quality or {}
+        errors = format_html_join("", '<li class="pod-q-error-item">{}</li>', ((e,) for e in report.get("errors", [])))
+        warnings = format_html_join(
+            "", '<li class="pod-q-warning-item">{}</li>', ((w,) for w in report.get("warnings", []))
+        )
+        info_rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>", _flatten(report.get("info") or {})
+        )
+        verdict = "valid for print" if report.get("valid", obj.quality_valid) else "not valid for print"
+        return format_html(
+            '<div class="pod-quality"><p>{} {}</p><ul>{}{}</ul><table class="pod-info">{}</table></div>',
+            self.quality_column(obj), verdict, errors, warnings, info_rows,
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Images arrive through generation, upload or import, never through an admin form.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Image | None = None) -> bool:
+        # Nobody edits an image directly: the change page is a read-only view with decision buttons.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Image | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or obj.status in DELETABLE)
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("images.review_image")
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("publishing.publish_image")
+
+    def delete_model(self, request: HttpRequest, obj: Image) -> None:
+        result = images_delete(image_ids=[obj.pk], actor=admin_actor(request))
+        if not result.successful:
+            raise PermissionDenied(_admin_reason(result.skipped[0]["reason"]) if result.skipped else "not deletable")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        images_delete(image_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        image = self.get_object(request, unquote(object_id))
+        extra = dict(extra_context or {})
+        if image is not None and self.has_review_permission(request):
+            extra["can_approve"] = can_transition(image.status, ImageStatus.APPROVED)
+            extra["can_reject"] = can_transition(image.status, ImageStatus.REJECTED)
+            extra["reject_form"] = RejectForm()
+        return super().change_view(request, object_id, form_url, extra)
+
+    # --- Bulk actions ---------------------------------------------------------------------------
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        # Django's own bulk delete bypasses the lifecycle; `delete_images` replaces it.
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Approve selected images", permissions=["review"])
+    def approve_images(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = images_approve(image_ids=_ids(queryset), actor=admin_actor(request))
+        report_result(self, request, result, "Approved")
+
+    @admin.action(description="Reject selected images…", permissions=["review"])
+    def reject_images(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        ids = _ids(queryset)
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            result = images_reject(image_ids=ids, actor=admin_actor(request), reason=form.cleaned_data["reason"])
+            report_result(self, request, result, "Rejected")
+            return None
+        return self._intermediate(request, queryset, form, action="reject_images", title="Reject images",
+                                  submit="Reject", intro="Reject these images? The reason is kept in each "
+                                  "image's decision history. Files are kept until pruned.")
+
+    @admin.action(description="Publish selected images…", permissions=["publish"])
+    def publish_images(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        ids = _ids(queryset)
+        form = PublishForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            template = form.cleaned_data["template"]
+            try:
+                result = images_publish(
+                    image_ids=ids, actor=admin_actor(request), template_id=template.pk if template else None,
+                    batch_action="publish",
+                )
+            except InvalidInputError as exc:
+                for messages_ in exc.fields.values():
+                    for message in messages_:
+                        form.add_error("template", message)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            except DomainError as exc:
+                self.message_user(request, f"Nothing was published: {exc.message}", messages.ERROR)
+                return None
+            else:
+                report_result(self, request, result, "Publishing")
+                return None
+        return self._intermediate(request, queryset, form, action="publish_images", title="Publish images",
+                                  submit="Publish", intro="Publish these approved images as products with the "
+                                  "chosen template. Publishing runs in the background; follow it under Products.")
+
+    @admin.action(description="Reset selected images to pending", permissions=["review"])
+    def reset_images(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = images_reset(image_ids=_ids(queryset), actor=admin_actor(request))
+        report_result(self, request, result, "Reset to pending")
+
+    @admin.action(description="Delete selected images…", permissions=["delete"])
+    def delete_images(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if "apply" in request.POST:
+            result = images_delete(image_ids=_ids(queryset), actor=admin_actor(request), batch_action="delete")
+            report_result(self, request, result, "Deleted")
+            return None
+        return self._intermediate(request, queryset, None, action="delete_images", title="Delete images",
+                                  submit="Delete", intro="Delete these images and their files? Only pending and "
+                                  "rejected images are deleted; the others are listed as not changed.")
+
+    def _intermediate(self, request: HttpRequest, queryset: QuerySet, form: Any, *, action: str, title: str,
+                      submit: str, intro: str) -> TemplateResponse:
+        """The page between choosing an action and applying it: the images, the question, a form."""
+        images = list(queryset.select_related(None).only("id", "status", "prompt", "thumbnail")[:500])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "intro": intro,
+            "submit_label": submit,
+            "form": form,
+            "action": action,
+            "images": [(image, thumbnail_html(image, "pod-thumb-small")) for image in images],
+            "opts": self.model._meta,
+            "media": self.media + form.media if form is not None else self.media,
+        }
+        return TemplateResponse(request, "admin/images/image/action_form.html", context)
+
+    # --- Admin views: files for staff, decisions from the change page -------------------------
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/thumbnail/", wrap(self.thumbnail_view), name="images_image_thumbnail"),
+            path("<path:object_id>/file/", wrap(self.file_view), name="images_image_file"),
+            path("<path:object_id>/approve/", wrap(require_POST(self.approve_view)), name="images_image_approve"),
+            path("<path:object_id>/reject/", wrap(require_POST(self.reject_view)), name="images_image_reject"),
+            *super().get_urls(),
+        ]
+
+    def _viewable(self, request: HttpRequest, object_id: str) -> Image:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(Image, pk=unquote(object_id))
+
+    def thumbnail_view(self, request: HttpRequest, object_id: str) -> FileResponse:
+        """The small intake JPEG; media is not served publicly, so staff get it through the admin."""
+        image = self._viewable(request, object_id)
+        if not image.thumbnail:
+            raise Http404("This image has no thumbnail")
+        return _file_response(image.thumbnail, content_type="image/jpeg")
+
+    def file_view(self, request: HttpRequest, object_id: str) -> FileResponse:
+        image = self._viewable(request, object_id)
+        content_type = {"PNG": "image/png", "JPEG": "image/jpeg"}.get(image.format.upper(), "application/octet-stream")
+        return _file_response(image.file, content_type=content_type)
+
+    def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        object_id = unquote(object_id)
+        return self._decide(request, object_id, lambda actor: image_approve(
+            image_id=object_id, actor=actor, note=request.POST.get("note", "")), "Approved")
+
+    def reject_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        object_id = unquote(object_id)
+        form = RejectForm(request.POST)
+        reason = form.cleaned_data["reason"] if form.is_valid() else ""
+        return self._decide(request, object_id, lambda actor: image_reject(
+            image_id=object_id, actor=actor, reason=reason), "Rejected")
+
+    def _decide(self, request: HttpRequest, object_id: str, decide: Any, done: str) -> HttpResponseRedirect:
+        """Apply one decision, then go on to the next pending image (or back to the queue)."""
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        try:
+            decide(admin_actor(request))
+        except DomainError as exc:
+            self.message_user(request, f"Not changed: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(image_change_url(object_id))
+        self.message_user(request, f"{done} {object_id}.", messages.SUCCESS)
+        following = (
+            Image.objects.filter(status=ImageStatus.PENDING).exclude(pk=object_id).order_by("-created_at", "-id")
+            .values_list("pk", flat=True).first()
+        )
+        if following:
+            return HttpResponseRedirect(image_change_url(following))
+        return HttpResponseRedirect(reverse("admin:images_image_changelist"))
+
+
+def _ids(queryset: QuerySet) -> list[str]:
+    return list(queryset.values_list("pk", flat=True))
+
+
+def _file_response(field_file: Any, *, content_type: str) -> FileResponse:
+    try:
+        handle = field_file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file is missing from storage") from None
+    response = FileResponse(handle, content_type=content_type)
+    # Files never change under an image id; let the reviewer's browser keep them (privately).
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _flatten(info: dict, prefix: str = "") -> Iterable[tuple[str, str]]:
+    for key, value in info.items():
+        label = f"{prefix}{key.replace('_', ' ')}"
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{label} · ")
+        else:
+            yield label, str(value)
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    """Generations: start one (validated like `POST generate`), follow it, review its images."""
+
+    list_display = ["id", "status_column", "prompt", "backend", "success_count", "failed_count", "created_by",
+                    "created_at"]
+    list_filter = ["status", "backend", "created_at"]
+    list_select_related = ["created_by"]
+    search_fields = ["prompt", "=id", "=prompt_hash"]
+    list_per_page = 50
+    actions = ["cancel_generations"]
+    fields = readonly_fields = [
+        "id", "status_column", "prompt", "negative_prompt", "style", "genre", "backend", "params", "prompt_hash",
+        "success_count", "failed_count", "error", "created_by", "created_at", "started_at", "finished_at",
+        "images_grid",
+    ]
+
+    class Media:
+        css = REVIEW_CSS
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, obj: Generation) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="Images")
+    def images_grid(self, obj: Generation) -> str:
+        images = list(obj.images.order_by("batch_index", "created_at"))
+        if not images:
+            return "No images yet." if obj.status in (GenerationStatus.QUEUED, GenerationStatus.RUNNING) else "None."
+        review_url = reverse("admin:images_image_changelist") + "?" + urlencode({"generation": obj.pk})
+        tiles = format_html_join(
+            "",
+            '<a class="pod-tile" href="{}">{}<span>{}</span></a>',
+            ((image_change_url(image.pk), thumbnail_html(image), status_badge(image.status)) for image in images),
+        )
+        return format_html('<p><a class="button" href="{}">Review these {} images in the queue</a></p>'
+                           '<div class="pod-grid">{}</div>', review_url, len(images), tiles)
+
+    def has_change_permission(self, request: HttpRequest, obj: Generation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Generation | None = None) -> bool:
+        # Generations are the record of what was asked for and paid; they are not deleted.
+        return False
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("images.review_image")
+
+    @admin.action(description="Cancel selected generations", permissions=["review"])
+    def cancel_generations(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from images.generation import generation_cancel
+
+        for generation_id in _ids(queryset):
+            try:
+                generation_cancel(generation_id=generation_id, actor=admin_actor(request))
+            except DomainError as exc:
+                self.message_user(request, f"{generation_id} not cancelled: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"Cancelled {generation_id}.", messages.SUCCESS)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """Start a generation: the API's serializer validates, `generation_create` queues the work."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = GenerationStartForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            from images.generation import generation_create
+
+            try:
+                generation = generation_create(data=form.validated_data, actor=admin_actor(request))
+            except DuplicatePromptError as exc:
+                existing = exc.details.get("existing_generation_id", "")
+                form.add_error(None, format_html(
+                    'The same prompt and parameters were generated before (<a href="{}">{}</a>). Tick “Allow '
+                    'duplicate” to generate again.', admin_url("images_generation_change", existing),
+                    existing,
+                ) if existing else exc.message)
+            except InvalidInputError as exc:
+                for name, field_messages in exc.fields.items():
+                    for message in field_messages:
+                        form.add_error(name if name in form.fields else None, message)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Started {generation.pk}; its images appear here as they are made.",
+                                  messages.SUCCESS)
+                return HttpResponseRedirect(admin_url("images_generation_change", generation.pk))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Start a generation",
+            "form": form,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/images/generation/start.html", context)

@@ -1,14 +1,109 @@
-from django.contrib import admin
+"""Products (browsable, retried through the publishing service) and product templates (configuration)."""
 
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from images.admin import REVIEW_CSS, admin_actor, admin_url, status_badge, thumbnail_html
+from pod_gateway.errors import DomainError
 from publishing.models import Product, ProductTemplate
 
 
 @admin.register(ProductTemplate)
 class ProductTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "platform", "blueprint_id", "print_provider_id", "price_cents", "is_default"]
+    """What a design becomes: blueprint, provider, variants, price, placement and listing text."""
+
+    list_display = ["name", "platform", "blueprint_id", "print_provider_id", "variant_count", "price_column",
+                    "is_default"]
+    list_filter = ["platform", "is_default"]
+    search_fields = ["name", "=id"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "platform", "is_default"]}),
+        ("Printify product", {"fields": ["blueprint_id", "print_provider_id", "variant_ids", "price_cents"]}),
+        ("Placement", {"fields": ["position", "x", "y", "scale", "angle"]}),
+        ("Listing", {"fields": ["title_template", "description_template", "tags"],
+                     "description": "Placeholders: {prompt}, {style}."}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="Variants")
+    def variant_count(self, obj: ProductTemplate) -> int:
+        return len(obj.variant_ids or [])
+
+    @admin.display(description="Price", ordering="price_cents")
+    def price_column(self, obj: ProductTemplate) -> str:
+        return f"{obj.price_cents / 100:.2f}"
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["id", "image", "platform", "status", "external_id", "created_at"]
-    list_filter = ["status", "platform"]
+    """Published (or publishing) designs; read-only, since only the pipeline moves a product on."""
+
+    list_display = ["id", "thumbnail_column", "image_link", "status_column", "platform", "template",
+                    "external_link", "attempts", "created_at", "published_at"]
+    list_filter = ["status", "platform", "created_at"]
+    list_select_related = ["image", "template"]
+    search_fields = ["=id", "=image__id", "external_id", "title", "image__prompt"]
+    list_per_page = 50
+    actions = ["retry_products"]
+    readonly_fields = fields = [
+        "id", "image_link", "status_column", "platform", "template", "title", "description", "price_cents",
+        "external_upload_id", "external_id", "external_link", "error", "attempts", "created_at", "updated_at",
+        "published_at",
+    ]
+
+    class Media:
+        css = REVIEW_CSS
+
+    @admin.display(description="Preview")
+    def thumbnail_column(self, obj: Product) -> str:
+        return thumbnail_html(obj.image, "pod-thumb-small")
+
+    @admin.display(description="Image", ordering="image__created_at")
+    def image_link(self, obj: Product) -> str:
+        url = admin_url("images_image_change", obj.image_id)
+        return format_html('<a href="{}">{}</a>', url, obj.image_id)
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, obj: Product) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="On the platform")
+    def external_link(self, obj: Product) -> str:
+        if obj.external_url:
+            return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', obj.external_url,
+                               obj.external_id or obj.external_url)
+        return obj.external_id or "—"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Products are made by publishing an approved image, never by hand.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Product | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Product | None = None) -> bool:
+        # A product may exist on Printify; deleting our row would lose the link to it.
+        return False
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("publishing.publish_image")
+
+    @admin.action(description="Retry selected failed products", permissions=["publish"])
+    def retry_products(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from publishing.services import product_retry
+
+        retried: list[str] = []
+        for product_id in queryset.values_list("pk", flat=True):
+            try:
+                product_retry(product_id=product_id, actor=admin_actor(request))
+            except DomainError as exc:
+                self.message_user(request, f"Not retried ({exc.message}): {product_id}", messages.WARNING)
+            else:
+                retried.append(product_id)
+        if retried:
+            self.message_user(request, f"Retrying {len(retried)} products: {', '.join(retried)}", messages.SUCCESS)
