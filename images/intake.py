@@ -77,8 +77,8 @@ def open_image(fp: IO[bytes], *, formats: Iterable[str] | None = ACCEPTED_FORMAT
         warnings.simplefilter("error", PILImage.DecompressionBombWarning)
         try:
             im = PILImage.open(fp, formats=list(formats) if formats else None)
-        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-            raise _refuse(f"The image has more than {settings.IMAGE_MAX_PIXELS} pixels") from None
+        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+            raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
         except UnidentifiedImageError:
             names = " or ".join(formats) if formats else "an image"
             raise _refuse(f"The file is not a {names} image" if formats else "The file is not an image") from None
@@ -90,8 +90,8 @@ def open_image(fp: IO[bytes], *, formats: Iterable[str] | None = ACCEPTED_FORMAT
             raise _refuse("The image has no pixels")
         if width * height > settings.IMAGE_MAX_PIXELS:
             raise _refuse(
-                f"The image has {width}x{height} = {width * height} pixels, more than the "
-                f"{settings.IMAGE_MAX_PIXELS} allowed (a decompression bomb?)"
+                f"Refused as a possible decompression bomb: {width}x{height} is {width * height} pixels, "
+                f"over the limit of {settings.IMAGE_MAX_PIXELS}"
             )
         yield im
     finally:
@@ -276,8 +276,8 @@ def thumbnail_jpeg(im: PILImage.Image) -> bytes:
 def _decode_thumbnail(im: PILImage.Image) -> bytes:
     try:
         return thumbnail_jpeg(im)
-    except PILImage.DecompressionBombError:
-        raise _refuse(f"The image has more than {settings.IMAGE_MAX_PIXELS} pixels") from None
+    except PILImage.DecompressionBombError as exc:
+        raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
     except DECODE_ERRORS as exc:
         raise _refuse(f"The image data is corrupt or truncated: {exc}") from None
 

@@ -1,0 +1,167 @@
+"""Configuration validation: `manage.py check_config` prints it as a report, `manage.py check` runs it too.
+
+Malformed values already stop the process in settings.py; these checks catch settings that are each
+well-formed but do not fit together (a backend without its credentials, a default secret in production).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core import checks
+
+DEFAULT_SECRET_PREFIX = "insecure-development-key"
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One finding about the configuration: its level, the setting it concerns, what it means."""
+
+    level: str
+    setting: str
+    message: str
+    code: str = ""
+
+
+def _url_problem(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return f"{value!r} is not an http(s) URL with a host"
+    if parts.query or parts.fragment:
+        return f"{value!r} must not have a query or fragment"
+    return None
+
+
+def _generation_issues() -> list[ConfigIssue]:
+    backend = settings.GENERATION_BACKEND
+    issues = []
+    if backend == "comfyui":
+        if not settings.COMFYUI_API_URL:
+            issues.append(ConfigIssue(ERROR, "COMFYUI_API_URL", "required by GENERATION_BACKEND=comfyui", "E001"))
+        elif problem := _url_problem(settings.COMFYUI_API_URL):
+            issues.append(ConfigIssue(ERROR, "COMFYUI_API_URL", problem, "E002"))
+    if backend == "runpod":
+        for name, code in (("RUNPOD_API_KEY", "E003"), ("RUNPOD_ENDPOINT_ID", "E004")):
+            if not getattr(settings, name):
+                issues.append(ConfigIssue(ERROR, name, "required by GENERATION_BACKEND=runpod", code))
+        if problem := _url_problem(settings.RUNPOD_API_URL):
+            issues.append(ConfigIssue(ERROR, "RUNPOD_API_URL", problem, "E005"))
+    if backend != "runpod" and not settings.RUNPOD_API_KEY:
+        issues.append(ConfigIssue(INFO, "RUNPOD_API_KEY", "RunPod serverless disabled"))
+    return issues
+
+
+def _publishing_issues() -> list[ConfigIssue]:
+    issues = []
+    if not settings.PRINTIFY_API_KEY:
+        issues.append(ConfigIssue(WARNING, "PRINTIFY_API_KEY", "Printify integration disabled", "W001"))
+    elif not settings.PRINTIFY_SHOP_ID:
+        issues.append(ConfigIssue(
+            WARNING, "PRINTIFY_SHOP_ID", "not set: products cannot be created (see manage.py printify_shops)", "W002"
+        ))
+    if problem := _url_problem(settings.PRINTIFY_API_URL):
+        issues.append(ConfigIssue(ERROR, "PRINTIFY_API_URL", problem, "E006"))
+    if settings.PUBLIC_BASE_URL:
+        if problem := _url_problem(settings.PUBLIC_BASE_URL):
+            issues.append(ConfigIssue(ERROR, "PUBLIC_BASE_URL", problem, "E007"))
+    else:
+        issues.append(ConfigIssue(INFO, "PUBLIC_BASE_URL", "not set: print files are uploaded to Printify inline"))
+    return issues
+
+
+def _security_issues() -> list[ConfigIssue]:
+    issues = []
+    if not settings.DEBUG and settings.SECRET_KEY.startswith(DEFAULT_SECRET_PREFIX):
+        issues.append(ConfigIssue(
+            WARNING, "SECRET_KEY", "the built-in development key is used with DEBUG off; set a random secret", "W003"
+        ))
+    if not settings.DEBUG and settings.WEBHOOK_ALLOW_PRIVATE_URLS:
+        issues.append(ConfigIssue(
+            WARNING, "WEBHOOK_ALLOW_PRIVATE_URLS",
+            "webhooks may reach private and loopback addresses with DEBUG off", "W004",
+        ))
+    return issues
+
+
+def _webhook_issues() -> list[ConfigIssue]:
+    issues = []
+    delays = list(settings.WEBHOOK_RETRY_DELAYS)
+    if any(delay < 0 for delay in delays):
+        issues.append(ConfigIssue(ERROR, "WEBHOOK_RETRY_DELAYS", "delays must not be negative", "E008"))
+    elif not delays:
+        issues.append(ConfigIssue(WARNING, "WEBHOOK_RETRY_DELAYS", "empty: failed deliveries are not retried", "W005"))
+    if settings.WEBHOOK_TIMEOUT > 60:
+        issues.append(ConfigIssue(
+            WARNING, "WEBHOOK_TIMEOUT", f"{settings.WEBHOOK_TIMEOUT:g}s holds a worker per slow receiver", "W006"
+        ))
+    return issues
+
+
+def _writable_dir_problem(path: Path) -> str | None:
+    """Why `path` cannot hold our files, or None; a missing directory is fine if its parent is writable."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
+def _storage_issues() -> list[ConfigIssue]:
+    issues = []
+    for name, code in (("DATA_DIR", "E009"), ("MEDIA_ROOT", "E010")):
+        if problem := _writable_dir_problem(Path(getattr(settings, name))):
+            issues.append(ConfigIssue(ERROR, name, problem, code))
+    return issues
+
+
+def _image_issues() -> list[ConfigIssue]:
+    if (settings.IMAGE_MIN_WIDTH > settings.IMAGE_RECOMMENDED_WIDTH
+            or settings.IMAGE_MIN_HEIGHT > settings.IMAGE_RECOMMENDED_HEIGHT):
+        return [ConfigIssue(
+            WARNING, "IMAGE_MIN_WIDTH", "the minimum resolution is above the recommended one", "W007"
+        )]
+    return []
+
+
+def config_issues() -> list[ConfigIssue]:
+    """Every finding about the current settings, errors first."""
+    issues = [
+        *_generation_issues(), *_publishing_issues(), *_security_issues(),
+        *_webhook_issues(), *_storage_issues(), *_image_issues(),
+    ]
+    order = {ERROR: 0, WARNING: 1, INFO: 2}
+    return sorted(issues, key=lambda issue: order[issue.level])
+
+
+def config_summary() -> dict[str, Any]:
+    """Which integrations the settings enable."""
+    return {
+        "generation_backend": settings.GENERATION_BACKEND,
+        "printify_enabled": bool(settings.PRINTIFY_API_KEY and settings.PRINTIFY_SHOP_ID),
+        "runpod_enabled": bool(settings.RUNPOD_API_KEY and settings.RUNPOD_ENDPOINT_ID),
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "shared_cache": bool(settings.REDIS_URL),
+        "data_dir": str(settings.DATA_DIR),
+    }
+
+
+@checks.register("pod_gateway")
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The configuration findings as Django system checks (errors stop `runserver`, `migrate`, …)."""
+    kinds = {ERROR: checks.Error, WARNING: checks.Warning}
+    return [
+        kinds[issue.level](f"{issue.setting}: {issue.message}", id=f"pod_gateway.{issue.code}")
+        for issue in config_issues()
+        if issue.level in kinds
+    ]

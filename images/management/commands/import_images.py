@@ -1,0 +1,91 @@
+"""`manage.py import_images DIR`: register PNG/JPEG files (e.g. a ComfyUI output folder) as pending images.
+
+Idempotent by sha256: a file whose bytes are already in the review queue is skipped, so running it twice
+imports nothing new. Oversized files, non-images, decompression bombs and corrupt files are skipped with
+the reason; the rest are imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from images.intake import file_sha256, image_intake
+from images.management.commands.approve import command_actor
+from images.models import Image, ImageSource
+from images.validation import clean_text
+from pod_gateway.errors import InvalidInputError
+
+
+class Command(BaseCommand):
+    help = "Register the PNG/JPEG files in DIR as pending images (skipping duplicates and bad files)"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", metavar="DIR")
+        parser.add_argument("--recursive", action="store_true", help="Also import from subdirectories")
+        parser.add_argument("--prompt", default="", help="Prompt recorded on every imported image")
+        parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="Record this user as the importer")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        directory = Path(options["directory"]).expanduser()
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a directory")
+        actor = command_actor(options["as_user"])
+        prompt = clean_text(options["prompt"], fold_newlines=True)
+        pattern = "**/*" if options["recursive"] else "*"
+        paths = sorted(path for path in directory.glob(pattern) if path.is_file())
+
+        limit = settings.IMAGE_MAX_BYTES
+        hashes: dict[Path, str] = {}
+        skipped = invalid = 0
+        for path in paths:
+            size = path.stat().st_size
+            if size > limit:
+                # Refused on its size alone: not a byte of it is read.
+                self._skip(directory, path, f"too large ({size / 2**20:.1f} MB, limit {limit / 2**20:.0f} MB)")
+                skipped += 1
+                invalid += 1
+                continue
+            hashes[path] = file_sha256(path)
+        known = dict(
+            Image.objects.filter(sha256__in=set(hashes.values()))
+            .order_by("-created_at")
+            .values_list("sha256", "id")
+        )
+        imported = 0
+        for path, sha256 in hashes.items():
+            if sha256 in known:
+                self._skip(directory, path, f"duplicate of {known[sha256]}")
+                skipped += 1
+                continue
+            try:
+                image = image_intake(
+                    source=path, filename=path.name, source_kind=ImageSource.IMPORTED, prompt=prompt, actor=actor
+                )
+            except InvalidInputError as exc:
+                self._skip(directory, path, exc.message)
+                skipped += 1
+                invalid += 1
+                continue
+            known[image.sha256] = image.id
+            imported += 1
+            self.stdout.write(f"imported {path.relative_to(directory)} -> {image.id} ({_quality_note(image)})")
+        self.stdout.write(
+            f"Imported {imported}, skipped {skipped} ({skipped - invalid} duplicate(s), {invalid} invalid)"
+            f" of {len(paths)} file(s) in {directory}"
+        )
+
+    def _skip(self, directory: Path, path: Path, reason: str) -> None:
+        self.stdout.write(f"skipped {path.relative_to(directory)}: {reason}")
+
+
+def _quality_note(image: Image) -> str:
+    size = f"{image.width}x{image.height} {image.format}"
+    if not image.quality_valid:
+        return f"{size}, quality: {'; '.join(image.quality.get('errors', []))}"
+    if image.quality_warnings:
+        return f"{size}, {image.quality_warnings} quality warning(s)"
+    return f"{size}, quality ok"
