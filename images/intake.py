@@ -70,21 +70,21 @@ def _mb(size: int) -> float:
 # --- Reading without decoding ---------------------------------------------------------------------
 
 @contextmanager
-def open_image(fp: IO[bytes], *, formats: Iterable[str] | None = ACCEPTED_FORMATS) -> Iterator[PILImage.Image]:
+def open_image(fp: IO[bytes], *, formats: tuple[str, ...] | None = ACCEPTED_FORMATS) -> Iterator[PILImage.Image]:
     """Open an image from its header only; refuse non-images and decompression bombs."""
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning is a refusal here.
         warnings.simplefilter("error", PILImage.DecompressionBombWarning)
         try:
-            im = PILImage.open(fp, formats=list(formats) if formats else None)
+            im = PILImage.open(fp, formats=formats)
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
             raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
         except UnidentifiedImageError:
-            names = " or ".join(formats) if formats else "an image"
-            raise _refuse(f"The file is not a {names} image" if formats else "The file is not an image") from None
+            raise _refuse(f"The file is not a {' or '.join(formats)} image" if formats else "Not an image") from None
         except DECODE_ERRORS as exc:
             raise _refuse(f"The image header is corrupt: {exc}") from None
-    try:
+    # `with im` (unlike im.close()) leaves a caller's file open.
+    with im:
         width, height = im.size
         if width < 1 or height < 1:
             raise _refuse("The image has no pixels")
@@ -94,8 +94,6 @@ def open_image(fp: IO[bytes], *, formats: Iterable[str] | None = ACCEPTED_FORMAT
                 f"over the limit of {settings.IMAGE_MAX_PIXELS}"
             )
         yield im
-    finally:
-        im.close()
 
 
 def _dpi(im: PILImage.Image) -> int | None:
