@@ -23,6 +23,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from images.forms import GenerationStartForm, PublishForm, RejectForm
+from images.generation import generation_cancel, generation_create
 from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition, Via
 from images.services import (
     DELETABLE,
@@ -553,8 +554,6 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected generations", permissions=["review"])
     def cancel_generations(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from images.generation import generation_cancel
-
         for generation_id in _ids(queryset):
             try:
                 generation_cancel(generation_id=generation_id, actor=admin_actor(request))
@@ -569,8 +568,6 @@ class GenerationAdmin(admin.ModelAdmin):
             raise PermissionDenied
         form = GenerationStartForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
-            from images.generation import generation_create
-
             try:
                 generation = generation_create(data=form.validated_data, actor=admin_actor(request))
             except DuplicatePromptError as exc:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -10,12 +14,33 @@ from django.utils.html import format_html
 from images.admin import REVIEW_CSS, admin_actor, admin_url, status_badge, thumbnail_html
 from pod_gateway.errors import DomainError
 from publishing.models import Product, ProductTemplate
+from publishing.services import (
+    product_retry,
+    product_template_create,
+    product_template_delete,
+    product_template_update,
+)
+
+
+class ProductTemplateForm(forms.ModelForm):
+    class Meta:
+        model = ProductTemplate
+        fields = [
+            "name", "platform", "is_default", "blueprint_id", "print_provider_id", "variant_ids", "price_cents",
+            "position", "x", "y", "scale", "angle", "title_template", "description_template", "tags",
+        ]
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # Marking a second default is how the default changes: the service unmarks the old one, so the
+        # single-default constraint must not refuse the form first.
+        return super()._get_validation_exclusions() | {"is_default"}
 
 
 @admin.register(ProductTemplate)
 class ProductTemplateAdmin(admin.ModelAdmin):
     """What a design becomes: blueprint, provider, variants, price, placement and listing text."""
 
+    form = ProductTemplateForm
     list_display = ["name", "platform", "blueprint_id", "print_provider_id", "variant_count", "price_column",
                     "is_default"]
     list_filter = ["platform", "is_default"]
@@ -29,6 +54,26 @@ class ProductTemplateAdmin(admin.ModelAdmin):
                      "description": "Placeholders: {prompt}, {style}."}),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def save_model(self, request: HttpRequest, obj: ProductTemplate, form: Any, change: bool) -> None:
+        # Through the services, which keep a single default template.
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        if change:
+            product_template_update(template_id=obj.pk, data=data, actor=admin_actor(request))
+        else:
+            created = product_template_create(data=form.cleaned_data, actor=admin_actor(request))
+            obj.pk = created.pk
+            obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: ProductTemplate) -> None:
+        try:
+            product_template_delete(template_id=obj.pk, actor=admin_actor(request))
+        except DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for template in queryset:
+            self.delete_model(request, template)
 
     @admin.display(description="Variants")
     def variant_count(self, obj: ProductTemplate) -> int:
@@ -95,8 +140,6 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed products", permissions=["publish"])
     def retry_products(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from publishing.services import product_retry
-
         retried: list[str] = []
         for product_id in queryset.values_list("pk", flat=True):
             try:
