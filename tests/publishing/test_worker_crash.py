@@ -59,7 +59,7 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_between_create_and_publish_resumes_with_one_product(
-    printify, hoodie, approved, publisher, settings, tmp_path
+    printify, hoodie, approved, settings, tmp_path
 ):
     assert Path(settings.MEDIA_ROOT) == tmp_path / "media"
     arrived, release = threading.Event(), threading.Event()
@@ -71,7 +71,7 @@ def test_worker_killed_between_create_and_publish_resumes_with_one_product(
     # The first publish request is held, the worker is killed meanwhile, then the connection drops.
     printify.inject("publish", Fault(hook=hold_publish, drop=True))
     (image,) = approved()
-    product = image_publish(image_id=image.id, actor=Actor(publisher, Via.API))
+    product = image_publish(image_id=image.id, actor=Actor(None, Via.COMMAND))
 
     first = start_worker(printify.url, tmp_path)
     try:
