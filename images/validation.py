@@ -96,7 +96,7 @@ class CleanCharField(serializers.CharField):
         if isinstance(data, str):
             # Cleaning only shrinks a string; refuse absurd sizes before spending time on them.
             if self.max_length is not None and len(data) > 10 * self.max_length + 1000:
-                self.fail("max_length")
+                self.fail("max_length", max_length=self.max_length)
             data = clean_text(data, fold_newlines=self.fold_newlines)
         return super().run_validation(data)
 

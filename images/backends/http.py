@@ -21,12 +21,13 @@ def session(*, idempotent: bool) -> requests.Session:
     Read errors (the request may have arrived) are retried only for idempotent calls, so a
     job submission whose answer was lost is not sent (and paid for) twice.
     """
+    retries = settings.HTTP_RETRIES
     retry = Retry(
-        total=5,
-        connect=5,
-        read=3 if idempotent else 0,
-        status=5,
-        backoff_factor=0.5,
+        total=retries,
+        connect=retries,
+        read=retries if idempotent else 0,
+        status=retries,
+        backoff_factor=settings.HTTP_RETRY_BACKOFF_SECONDS,
         backoff_max=30,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "POST", "DELETE"}),
