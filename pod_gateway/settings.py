@@ -225,6 +225,9 @@ RUNPOD_API_URL = env_str("RUNPOD_API_URL", "https://api.runpod.ai/v2").rstrip("/
 GENERATION_POLL_SECONDS = env_number("GENERATION_POLL_SECONDS", 2.0, minimum=0.01)
 GENERATION_TIMEOUT_SECONDS = env_number("GENERATION_TIMEOUT_SECONDS", 1800.0, minimum=1)
 HTTP_TIMEOUT_SECONDS = env_number("HTTP_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+# Backend HTTP calls: retries of connection errors, 429 and 5xx, with exponential backoff from this base.
+HTTP_RETRIES = env_number("HTTP_RETRIES", 4, kind=int)
+HTTP_RETRY_BACKOFF_SECONDS = env_number("HTTP_RETRY_BACKOFF_SECONDS", 0.5)
 
 
 # --- Image quality -------------------------------------------------------------------------------

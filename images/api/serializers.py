@@ -1,0 +1,241 @@
+"""Input and output shapes of the images API (CONTRACT §4); input rules come from images.validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
+from images.validation import CleanCharField, validate_prompt
+
+MAX_BATCH_IDS = 500
+ID_MAX_LENGTH = 40
+
+
+def _choice_messages(choices: list[str]) -> dict[str, str]:
+    return {"invalid_choice": f'"{{input}}" is not a valid choice. Allowed: {", ".join(choices)}.'}
+
+
+# --- Output ------------------------------------------------------------------------------------
+
+class GenerationSerializer(serializers.ModelSerializer):
+    """A generation with the ids of the images it has produced so far."""
+
+    image_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id", "status", "prompt", "negative_prompt", "style", "genre", "backend", "params", "prompt_hash",
+            "image_ids", "success_count", "failed_count", "error", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_image_ids(self, generation: Generation) -> list[str]:
+        # Reads the prefetched `images` (ordered by batch index in the view's queryset).
+        return [image.id for image in generation.images.all()]
+
+
+class HistoryEntrySerializer(serializers.ModelSerializer):
+    """One recorded status change."""
+
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = ImageTransition
+        fields = ["from_status", "to_status", "actor", "via", "note", "created_at"]
+
+
+class ImageProductSerializer(serializers.Serializer):
+    """The product made from an image, when there is one."""
+
+    id = serializers.CharField()
+    status = serializers.CharField()
+    external_url = serializers.CharField()
+
+
+class QualityInfoSerializer(serializers.Serializer):
+    resolution = serializers.DictField(child=serializers.IntegerField(), required=False)
+    format = serializers.CharField(required=False)
+    color_mode = serializers.CharField(required=False)
+    dpi = serializers.IntegerField(required=False, allow_null=True)
+    file_size_mb = serializers.FloatField(required=False)
+    print_size_inches = serializers.DictField(child=serializers.FloatField(allow_null=True), required=False)
+    has_transparency = serializers.BooleanField(required=False)
+
+
+class QualitySerializer(serializers.Serializer):
+    """The quality report of CONTRACT §6."""
+
+    valid = serializers.BooleanField()
+    errors = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+    info = QualityInfoSerializer()
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    """An image with its facts, quality report, history, product and the URLs of its bytes."""
+
+    generation = serializers.CharField(source="generation_id", allow_null=True, read_only=True)
+    quality = serializers.SerializerMethodField()
+    history = HistoryEntrySerializer(many=True, read_only=True)
+    product = ImageProductSerializer(read_only=True, allow_null=True)
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "status", "source", "generation", "prompt", "width", "height", "dpi", "format", "file_size",
+            "sha256", "file_url", "thumbnail_url", "quality", "history", "product", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(QualitySerializer)
+    def get_quality(self, image: Image) -> dict[str, Any]:
+        quality = image.quality or {}
+        return {
+            "valid": bool(quality.get("valid", image.quality_valid)),
+            "errors": list(quality.get("errors", [])),
+            "warnings": list(quality.get("warnings", [])),
+            "info": quality.get("info", {}),
+        }
+
+    def _url(self, image: Image, name: str) -> str:
+        request = self.context["request"]
+        return reverse(name, kwargs={"pk": image.id}, request=request)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_file_url(self, image: Image) -> str:
+        return self._url(image, "image-file")
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_thumbnail_url(self, image: Image) -> str | None:
+        return self._url(image, "image-thumbnail") if image.thumbnail else None
+
+
+class BatchFailureSerializer(serializers.Serializer):
+    image_id = serializers.CharField()
+    error = serializers.CharField()
+    code = serializers.CharField()
+
+
+class BatchSkipSerializer(serializers.Serializer):
+    image_id = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class BatchCountsSerializer(serializers.Serializer):
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    """Per-id outcome of a batch action."""
+
+    successful = serializers.ListField(child=serializers.CharField())
+    failed = BatchFailureSerializer(many=True)
+    skipped = BatchSkipSerializer(many=True)
+    counts = BatchCountsSerializer()
+
+
+class CountsByStatusSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+
+
+class StatsSerializer(serializers.Serializer):
+    """Counts by status of images, generations and products."""
+
+    images = CountsByStatusSerializer()
+    generations = CountsByStatusSerializer()
+    products = CountsByStatusSerializer()
+
+
+# --- Input -------------------------------------------------------------------------------------
+
+IMAGE_STATUSES = [choice.value for choice in ImageStatus]
+IMAGE_ORDERING = ["created_at", "updated_at", "file_size", "width", "height"]
+
+
+class ImageFilterSerializer(serializers.Serializer):
+    """Query parameters of `GET images`."""
+
+    status = serializers.ChoiceField(
+        choices=IMAGE_STATUSES, required=False, error_messages=_choice_messages(IMAGE_STATUSES)
+    )
+    generation = CleanCharField(max_length=ID_MAX_LENGTH, required=False, fold_newlines=False)
+    search = CleanCharField(max_length=200, required=False)
+    ordering = serializers.ChoiceField(
+        choices=[prefix + name for name in IMAGE_ORDERING for prefix in ("", "-")],
+        required=False,
+        help_text="Sort field, `-` for descending; default `-created_at`.",
+    )
+
+
+GENERATION_STATUSES = [choice.value for choice in GenerationStatus]
+
+
+class GenerationFilterSerializer(serializers.Serializer):
+    """Query parameters of `GET generations`."""
+
+    status = serializers.ChoiceField(
+        choices=GENERATION_STATUSES, required=False, error_messages=_choice_messages(GENERATION_STATUSES)
+    )
+
+
+class ImageUploadSerializer(serializers.Serializer):
+    """`POST images`: a PNG/JPEG made elsewhere, registered as pending."""
+
+    file = serializers.FileField(allow_empty_file=False)
+    prompt = CleanCharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def validate_prompt(self, value: str) -> str:
+        return validate_prompt(value) if value else ""
+
+
+class ApproveInputSerializer(serializers.Serializer):
+    note = CleanCharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class RejectInputSerializer(serializers.Serializer):
+    reason = CleanCharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class DeleteInputSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False)
+
+
+class ImageIdsField(serializers.ListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=CleanCharField(max_length=ID_MAX_LENGTH, fold_newlines=False),
+            min_length=1,
+            max_length=MAX_BATCH_IDS,
+            **kwargs,
+        )
+
+
+class BatchInputSerializer(serializers.Serializer):
+    """`image_ids` (1–500) and `atomic` (all or nothing)."""
+
+    image_ids = ImageIdsField()
+    atomic = serializers.BooleanField(default=False)
+
+
+class BatchApproveInputSerializer(BatchInputSerializer):
+    note = CleanCharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class BatchRejectInputSerializer(BatchInputSerializer):
+    reason = CleanCharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class BatchDeleteInputSerializer(BatchInputSerializer):
+    force = serializers.BooleanField(default=False)

@@ -1,0 +1,345 @@
+"""The images API: generate, generations, images (list, upload, detail, bytes, review), batches, stats.
+
+Views validate input, call the services in images/ (never changing a status themselves) and shape
+the output; errors become coded responses in api.exceptions.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.filters import OrderingFilter
+from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from api.pagination import VersionedPaginationMixin
+from api.permissions import ActionPermission, ActionPolicyMixin
+from images import services
+from images.api import serializers as s
+from images.generation import generation_cancel, generation_create
+from images.intake import image_intake
+from images.models import Generation, Image, ImageSource, Via
+from images.services import Actor
+from images.validation import GenerateInputSerializer
+from publishing.models import Product
+
+VIEW_IMAGE = ["images.view_image"]
+REVIEW_IMAGE = ["images.review_image"]
+DELETE_IMAGE = ["images.delete_image"]
+
+
+def api_actor(request: Request) -> Actor:
+    return Actor(request.user, Via.API)
+
+
+class BinaryRenderer(BaseRenderer):
+    """Lets `Accept: image/*` through content negotiation for the file endpoints (bytes bypass rendering)."""
+
+    media_type = "image/*"
+    format = "bin"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+# --- Generations -------------------------------------------------------------------------------
+
+class GenerateView(APIView):
+    """`POST generate`: validate, record the generation and queue it for the worker."""
+
+    permission_classes = [ActionPermission]
+    action_permissions = {"post": ["images.add_generation"]}
+    rate_tier = "generation"
+
+    @extend_schema(
+        operation_id="generate",
+        tags=["generations"],
+        request=GenerateInputSerializer,
+        responses={202: OpenApiResponse(s.GenerationSerializer, description="Queued; `Location` names it.")},
+        summary="Start a generation",
+        description="Queues `batch_size` images for the worker. A prompt hash seen before answers 409 "
+        "`DUPLICATE_PROMPT` with `details.existing_generation_id` unless `allow_duplicate` is true.",
+    )
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        data = GenerateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        generation = generation_create(data=data.validated_data, actor=api_actor(request))
+        generation = generations_queryset().get(id=generation.id)
+        location = reverse("generation-detail", kwargs={"pk": generation.id}, request=request)
+        body = s.GenerationSerializer(generation, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+def generations_queryset() -> QuerySet[Generation]:
+    return Generation.objects.prefetch_related(
+        Prefetch("images", queryset=Image.objects.only("id", "generation_id").order_by("batch_index", "created_at"))
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List generations", parameters=[s.GenerationFilterSerializer]),
+    retrieve=extend_schema(summary="A generation"),
+    cancel=extend_schema(summary="Cancel a queued or running generation", request=None),
+)
+@extend_schema(tags=["generations"])
+class GenerationViewSet(ActionPolicyMixin, VersionedPaginationMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.GenerationSerializer
+    filter_backends = [OrderingFilter]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at", "-id"]
+    action_permissions = {
+        "list": ["images.view_generation"],
+        "retrieve": ["images.view_generation"],
+        "cancel": ["images.add_generation"],
+    }
+
+    def get_queryset(self) -> QuerySet[Generation]:
+        queryset = generations_queryset()
+        if self.action == "list":
+            params = s.GenerationFilterSerializer(data=self.request.query_params)
+            params.is_valid(raise_exception=True)
+            if "status" in params.validated_data:
+                queryset = queryset.filter(status=params.validated_data["status"])
+        return queryset
+
+    @action(detail=True, methods=["post"], rate_tier="generation")
+    def cancel(self, request: Request, *args, **kwargs) -> Response:
+        generation = generation_cancel(generation_id=kwargs["pk"], actor=api_actor(request))
+        generation = generations_queryset().get(id=generation.id)
+        return Response(self.get_serializer(generation).data)
+
+
+# --- Images ------------------------------------------------------------------------------------
+
+IMAGE_BYTES = {(200, "image/png"): OpenApiTypes.BINARY, (200, "image/jpeg"): OpenApiTypes.BINARY}
+REVIEW_RESPONSES = {200: s.ImageSerializer}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List images",
+        parameters=[s.ImageFilterSerializer],
+        description="Filters `status`, `generation`, `search` (prompt), `ordering`; `page_size` up to 200. "
+        "v1 pages are numbered, v2 lists use cursors.",
+    ),
+    retrieve=extend_schema(summary="An image with its quality report, history and product"),
+    create=extend_schema(
+        summary="Upload an image made elsewhere",
+        request={"multipart/form-data": s.ImageUploadSerializer},
+        responses={201: s.ImageSerializer},
+    ),
+    destroy=extend_schema(
+        summary="Delete an image (pending or rejected; `force` also approved or failed)",
+        parameters=[OpenApiParameter("force", bool, description="Also delete approved or failed images.")],
+        responses={204: None},
+    ),
+    file=extend_schema(summary="The print file's bytes", responses=IMAGE_BYTES),
+    thumbnail=extend_schema(
+        summary="The review thumbnail (JPEG, ≤ 512 px)", responses={(200, "image/jpeg"): OpenApiTypes.BINARY}
+    ),
+    approve=extend_schema(summary="Approve", request=s.ApproveInputSerializer, responses=REVIEW_RESPONSES),
+    reject=extend_schema(summary="Reject (the file is kept)", request=s.RejectInputSerializer,
+                         responses=REVIEW_RESPONSES),
+    reset=extend_schema(summary="Back to pending", request=None, responses=REVIEW_RESPONSES),
+)
+@extend_schema(tags=["images"])
+class ImageViewSet(
+    ActionPolicyMixin,
+    VersionedPaginationMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.ImageSerializer
+    filter_backends = [OrderingFilter]
+    ordering_fields = s.IMAGE_ORDERING
+    ordering = ["-created_at", "-id"]
+    action_permissions = {
+        "list": VIEW_IMAGE,
+        "retrieve": VIEW_IMAGE,
+        "file": VIEW_IMAGE,
+        "thumbnail": VIEW_IMAGE,
+        "create": ["images.add_image"],
+        "approve": REVIEW_IMAGE,
+        "reject": REVIEW_IMAGE,
+        "reset": REVIEW_IMAGE,
+        "destroy": DELETE_IMAGE,
+    }
+    # Uploading makes images like generating does; deleting is a review decision.
+    action_rate_tiers = {"create": "generation", "destroy": "approval"}
+
+    def get_queryset(self) -> QuerySet[Image]:
+        queryset = Image.objects.select_related("product").prefetch_related("history")
+        if self.action != "list":
+            return queryset
+        params = s.ImageFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
+        if "status" in filters:
+            queryset = queryset.filter(status=filters["status"])
+        if filters.get("generation"):
+            queryset = queryset.filter(generation_id=filters["generation"])
+        if filters.get("search"):
+            queryset = queryset.filter(prompt__icontains=filters["search"])
+        return queryset
+
+    def get_parsers(self):
+        # Only the upload takes multipart (anything else there is a 415). DRF asks for the parsers
+        # before it sets `self.action`, hence the look-up in the action map.
+        request = getattr(self, "request", None)
+        method = request.method.lower() if request is not None and request.method else ""
+        if (getattr(self, "action", None) or self.action_map.get(method)) == "create":
+            return [MultiPartParser()]
+        return super().get_parsers()
+
+    def get_renderers(self):
+        if getattr(self, "action", None) in ("file", "thumbnail"):
+            return [JSONRenderer(), BinaryRenderer()]
+        return super().get_renderers()
+
+    def _image_response(self, image: Image, status_code: int = 200, headers: dict | None = None) -> Response:
+        image = self.get_queryset().get(id=image.id)
+        return Response(self.get_serializer(image).data, status=status_code, headers=headers)
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = s.ImageUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        image = image_intake(
+            source=upload,
+            filename=upload.name or "upload",
+            source_kind=ImageSource.UPLOADED,
+            prompt=data.validated_data["prompt"],
+            actor=api_actor(request),
+        )
+        location = reverse("image-detail", kwargs={"pk": image.id}, request=request)
+        return self._image_response(image, status.HTTP_201_CREATED, {"Location": location})
+
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        params = s.DeleteInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        services.image_delete(image_id=kwargs["pk"], actor=api_actor(request), force=params.validated_data["force"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _bytes(self, field_name: str) -> FileResponse:
+        image = self.get_object()
+        field = getattr(image, field_name)
+        if not field:
+            raise NotFound(f"Image {image.id} has no {field_name}.")
+        try:
+            handle = field.open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"The {field_name} of image {image.id} is missing from storage.") from None
+        content_type = mimetypes.guess_type(field.name)[0] or "application/octet-stream"
+        return FileResponse(handle, content_type=content_type)
+
+    @action(detail=True, methods=["get"])
+    def file(self, request: Request, *args, **kwargs) -> FileResponse:
+        return self._bytes("file")
+
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request: Request, *args, **kwargs) -> FileResponse:
+        return self._bytes("thumbnail")
+
+    @action(detail=True, methods=["post"], rate_tier="approval")
+    def approve(self, request: Request, *args, **kwargs) -> Response:
+        data = s.ApproveInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        image = services.image_approve(
+            image_id=kwargs["pk"], actor=api_actor(request), note=data.validated_data["note"]
+        )
+        return self._image_response(image)
+
+    @action(detail=True, methods=["post"], rate_tier="approval")
+    def reject(self, request: Request, *args, **kwargs) -> Response:
+        data = s.RejectInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        image = services.image_reject(
+            image_id=kwargs["pk"], actor=api_actor(request), reason=data.validated_data["reason"]
+        )
+        return self._image_response(image)
+
+    @action(detail=True, methods=["post"], rate_tier="approval")
+    def reset(self, request: Request, *args, **kwargs) -> Response:
+        image = services.image_reset(image_id=kwargs["pk"], actor=api_actor(request))
+        return self._image_response(image)
+
+
+# --- Batches -----------------------------------------------------------------------------------
+
+BATCH_RESPONSES = {
+    200: s.BatchResultSerializer,
+    409: OpenApiResponse(description="`atomic` and not every image could change: nothing changed; "
+                         "`details` holds the would-be result."),
+}
+
+
+@extend_schema(tags=["batch"], responses=BATCH_RESPONSES)
+class BatchViewSet(ActionPolicyMixin, viewsets.ViewSet):
+    """Set-wise review actions with a per-id result; `atomic` makes them all or nothing."""
+
+    action_permissions = {"approve": REVIEW_IMAGE, "reject": REVIEW_IMAGE, "delete_images": DELETE_IMAGE}
+
+    def _run(self, request: Request, serializer_class, service, **mapping) -> Response:
+        data = serializer_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        extra = {name: values[field] for name, field in mapping.items()}
+        result = service(image_ids=values["image_ids"], actor=api_actor(request), atomic=values["atomic"], **extra)
+        return Response(result.as_dict())
+
+    @extend_schema(summary="Approve many", request=s.BatchApproveInputSerializer)
+    @action(detail=False, methods=["post"], rate_tier="approval")
+    def approve(self, request: Request, *args, **kwargs) -> Response:
+        return self._run(request, s.BatchApproveInputSerializer, services.images_approve, note="note")
+
+    @extend_schema(summary="Reject many", request=s.BatchRejectInputSerializer)
+    @action(detail=False, methods=["post"], rate_tier="approval")
+    def reject(self, request: Request, *args, **kwargs) -> Response:
+        return self._run(request, s.BatchRejectInputSerializer, services.images_reject, reason="reason")
+
+    # Not named `delete`: a ViewSet method of that name would also answer HTTP DELETE.
+    @extend_schema(summary="Delete many", request=s.BatchDeleteInputSerializer)
+    @action(detail=False, methods=["post"], url_path="delete", url_name="delete", rate_tier="approval")
+    def delete_images(self, request: Request, *args, **kwargs) -> Response:
+        data = s.BatchDeleteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = services.images_delete(
+            image_ids=values["image_ids"], actor=api_actor(request), force=values["force"], atomic=values["atomic"],
+            batch_action="delete",
+        )
+        return Response(result.as_dict())
+
+
+# --- Stats -------------------------------------------------------------------------------------
+
+def _counts(queryset: QuerySet) -> dict:
+    by_status = dict(queryset.order_by().values_list("status").annotate(n=Count("pk")))
+    return {"total": sum(by_status.values()), "by_status": by_status}
+
+
+class StatsView(APIView):
+    """`GET stats`: how many images, generations and products are in each status."""
+
+    permission_classes = [ActionPermission]
+    action_permissions = {"get": VIEW_IMAGE}
+
+    @extend_schema(operation_id="stats", tags=["stats"], responses=s.StatsSerializer, summary="Counts by status")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return Response({
+            "images": _counts(Image.objects.all()),
+            "generations": _counts(Generation.objects.all()),
+            "products": _counts(Product.objects.all()),
+        })

@@ -1,0 +1,88 @@
+"""Batch endpoints: the per-id result shape, set-wise services, and `atomic`."""
+
+from __future__ import annotations
+
+import pytest
+
+from images.models import Image, ImageStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def test_batch_approve_reports_each_id(as_reviewer, make_image):
+    pending = make_image()
+    already = make_image(status=ImageStatus.APPROVED)
+    published = make_image(status=ImageStatus.PUBLISHED)
+    response = as_reviewer.post(
+        "/api/v1/batch/approve", {"image_ids": [pending.id, already.id, published.id, "img_nope"]}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["successful"] == [pending.id]
+    assert body["failed"] == [{"image_id": "img_nope", "error": "Image img_nope not found", "code": "NOT_FOUND"}]
+    assert [entry["image_id"] for entry in body["skipped"]] == [already.id, published.id]
+    assert body["counts"] == {"successful": 1, "failed": 1, "skipped": 2, "total": 4}
+    assert Image.objects.get(id=pending.id).status == "approved"
+
+
+def test_batch_reject_keeps_the_reason(as_reviewer, make_image):
+    image = make_image()
+    body = as_reviewer.post("/api/v2/batch/reject/", {"image_ids": [image.id], "reason": "off-brand"},
+                            format="json").json()
+    assert body["successful"] == [image.id]
+    assert Image.objects.get(id=image.id).history.get().note == "off-brand"
+
+
+def test_batch_delete_honours_force(as_reviewer, make_image):
+    pending, approved = make_image(), make_image(status=ImageStatus.APPROVED)
+    body = as_reviewer.post("/api/v1/batch/delete", {"image_ids": [pending.id, approved.id]}, format="json").json()
+    assert body["successful"] == [pending.id] and body["skipped"][0]["image_id"] == approved.id
+    body = as_reviewer.post("/api/v1/batch/delete", {"image_ids": [approved.id], "force": True},
+                            format="json").json()
+    assert body["successful"] == [approved.id]
+    assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize("version,content_type", [("v1", "application/json"), ("v2", "application/problem+json")])
+def test_atomic_batch_changes_nothing_and_answers_409_with_the_would_be_result(
+    as_reviewer, make_image, version, content_type
+):
+    pending = make_image()
+    published = make_image(status=ImageStatus.PUBLISHED)
+    response = as_reviewer.post(
+        f"/api/{version}/batch/approve", {"image_ids": [pending.id, published.id], "atomic": True}, format="json"
+    )
+    assert response.status_code == 409
+    assert response["Content-Type"] == content_type
+    body = response.json()
+    assert body["code"] == "CONFLICT"
+    assert body["details"]["successful"] == [pending.id]
+    assert body["details"]["counts"] == {"successful": 1, "failed": 0, "skipped": 1, "total": 2}
+    assert Image.objects.get(id=pending.id).status == "pending"
+
+
+def test_atomic_batch_that_can_apply_applies(as_reviewer, make_image):
+    ids = [make_image().id for _ in range(3)]
+    response = as_reviewer.post("/api/v1/batch/approve", {"image_ids": ids, "atomic": True}, format="json")
+    assert response.status_code == 200
+    assert set(Image.objects.values_list("status", flat=True)) == {"approved"}
+
+
+@pytest.mark.parametrize(
+    "payload,field",
+    [({}, "image_ids"), ({"image_ids": []}, "image_ids"), ({"image_ids": ["x"] * 501}, "image_ids"),
+     ({"image_ids": "img_1"}, "image_ids"), ({"image_ids": [{"a": 1}]}, "image_ids"),
+     ({"image_ids": ["a"], "atomic": "maybe"}, "atomic")],
+)
+def test_batch_input_is_validated(as_reviewer, payload, field):
+    response = as_reviewer.post("/api/v1/batch/approve", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["details"]["fields"]
+
+
+def test_http_delete_on_the_batch_delete_route_is_405(as_reviewer, make_image):
+    image = make_image()
+    response = as_reviewer.delete("/api/v1/batch/delete")
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
+    assert Image.objects.filter(id=image.id).exists()
