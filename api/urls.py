@@ -12,8 +12,6 @@ urlpatterns = [
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
     re_path(r"^ready/?$", health.ready, name="ready"),
     re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
-    re_path(r"^ready/?$", health.ready, name="ready"),
-    re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
     re_path(r"^schema/?$", views.SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     re_path(r"^redoc/?$", views.RedocView.as_view(url_name="schema"), name="redoc"),
