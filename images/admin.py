@@ -16,10 +16,13 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from images.forms import GenerationStartForm, PublishForm, RejectForm
@@ -139,8 +142,8 @@ class ImageTransitionInline(admin.TabularInline):
     fields = readonly_fields = ["when", "from_status", "to_status", "by", "via", "note"]
 
     @admin.display(description="When")
-    def when(self, obj: ImageTransition) -> Any:
-        return obj.created_at
+    def when(self, obj: ImageTransition) -> str:
+        return date_format(localtime(obj.created_at), "Y-m-d H:i:s")
 
     @admin.display(description="By")
     def by(self, obj: ImageTransition) -> str:
@@ -282,7 +285,7 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="File size")
     def file_size_column(self, obj: Image) -> str:
-        return f"{obj.file_size / (1024 * 1024):.1f} MB" if obj.file_size else "—"
+        return filesizeformat(obj.file_size) if obj.file_size else "—"
 
     @admin.display(description="Report")
     def quality_report(self, obj: Image) -> str:
@@ -325,6 +328,9 @@ class ImageAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         images_delete(image_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Review queue", **(extra_context or {})})
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict | None = None) -> HttpResponse:

@@ -1,0 +1,117 @@
+"""A reviewer clears the queue in a real browser: Debian's Chromium driven by Playwright, against a live server."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from PIL import Image as PILImage
+from PIL import ImageDraw
+
+from images.intake import image_intake
+from images.models import Image, ImageSource, ImageTransition
+from images.models import ImageStatus as S
+from tests.conftest import make_user
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+REVIEWER_PERMS = {"view_image", "review_image", "change_image", "delete_image", "add_generation", "view_generation"}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium); "
+        "the browser test needs it and never downloads a browser",
+    ),
+]
+
+
+@pytest.fixture
+def browser_reviewer(transactional_db):
+    # A live-server test flushes the database afterwards, which drops the groups made by the roles
+    # migration; an earlier such test may already have done so, so the group is ensured here.
+    group, _ = Group.objects.get_or_create(name="reviewers")
+    group.permissions.add(*Permission.objects.filter(content_type__app_label="images", codename__in=REVIEWER_PERMS))
+    return make_user("alice", "reviewers", is_staff=True)
+
+
+def design(seed: int, width: int, height: int, dpi: int | None) -> io.BytesIO:
+    """A small picture with some structure, so thumbnails look like designs in screenshots."""
+    picture = PILImage.new("RGB", (width, height), (20 + seed * 40 % 200, 30, 90 + seed * 25 % 160))
+    draw = ImageDraw.Draw(picture)
+    for ring in range(6):
+        inset = ring * width // 14
+        colour = ((seed * 70 + ring * 40) % 256, (ring * 50) % 256, (200 - seed * 30) % 256)
+        draw.ellipse([inset, inset + height // 10, width - inset, height - inset - height // 10], fill=colour)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", **({"dpi": (dpi, dpi)} if dpi else {}))
+    buffer.seek(0)
+    return buffer
+
+
+def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browser_reviewer, make_image):
+    from playwright.sync_api import expect, sync_playwright
+
+    def intake(n: int, prompt: str, width: int, height: int, dpi: int | None = None) -> Image:
+        return image_intake(source=design(n, width, height, dpi), filename=f"design-{n}.png",
+                            source_kind=ImageSource.UPLOADED, prompt=prompt)
+
+    to_approve = [intake(n, f"neon fox in a retro sunset, variation {n}", 2400, 2880, 300) for n in range(3)]
+    to_reject = [intake(n + 3, f"blurry owl sticker {n}", 600, 720) for n in range(2)]
+    untouched = make_image(S.APPROVED, prompt="already approved")
+    screenshots = os.environ.get("SCREENSHOT_DIR")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        try:
+            page.goto(f"{live_server.url}/admin/")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "pw-alice")
+            page.click("input[type=submit]")
+            expect(page.locator(".pod-queue-callout")).to_contain_text("5 images waiting for review")
+
+            page.click("text=Open the review queue")
+            expect(page.locator("#result_list tbody tr")).to_have_count(5)
+            expect(page.locator("#result_list img.pod-thumb").first).to_be_visible()
+            assert page.locator("#result_list img.pod-thumb").first.evaluate("img => img.naturalWidth") > 0
+            page.goto(f"{live_server.url}/admin/images/image/")
+            if screenshots:
+                page.screenshot(path=f"{screenshots}/queue.png", full_page=True)
+
+            for image in to_approve:
+                page.check(f"input.action-select[value='{image.pk}']")
+            page.select_option("select[name=action]", "approve_images")
+            page.click("button[name=index]")
+            expect(page.locator(".messagelist")).to_contain_text("Approved 3 images")
+
+            for image in to_reject:
+                page.check(f"input.action-select[value='{image.pk}']")
+            page.select_option("select[name=action]", "reject_images")
+            page.click("button[name=index]")
+            expect(page.locator("h1")).to_have_text("Reject images")
+            if screenshots:
+                page.screenshot(path=f"{screenshots}/reject.png", full_page=True)
+            page.fill("textarea[name=reason]", "soft focus, not print-ready")
+            page.click("#pod-action-form input[type=submit]")
+            expect(page.locator(".messagelist")).to_contain_text("Rejected 2 images")
+            if screenshots:
+                page.screenshot(path=f"{screenshots}/after.png", full_page=True)
+                page.goto(f"{live_server.url}/admin/images/image/{to_reject[0].pk}/change/".replace("img_", "img_5F"))
+                page.screenshot(path=f"{screenshots}/image.png", full_page=True)
+        finally:
+            browser.close()
+
+    assert {i.status for i in Image.objects.filter(pk__in=[i.pk for i in to_approve])} == {S.APPROVED}
+    assert {i.status for i in Image.objects.filter(pk__in=[i.pk for i in to_reject])} == {S.REJECTED}
+    assert Image.objects.get(pk=untouched.pk).status == S.APPROVED
+    rejections = ImageTransition.objects.filter(to_status=S.REJECTED)
+    assert {(t.note, t.actor_label, t.via) for t in rejections} == {("soft focus, not print-ready", "alice", "admin")}
+    assert rejections.count() == 2
