@@ -95,7 +95,7 @@ class RateLimitExceeded(Throttled):
 
 # --- The two sliding-window logs ----------------------------------------------------------------
 
-# KEYS[1] the bucket; ARGV limit, window (µs), a unique member. Returns allowed, count, now, oldest (µs).
+# KEYS[1] the bucket; ARGV limit, window (µs), a unique member. Returns allowed, count, now, oldest (integer µs).
 SLIDING_WINDOW_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -113,7 +113,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local first = now
 if oldest[2] then first = tonumber(oldest[2]) end
-return {allowed, count, tostring(now), tostring(first)}
+return {allowed, count, now, first}
 """
 
 

@@ -64,7 +64,10 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            record.request_id = _request_id.get() or "-"
+            # django.request logs a 4xx/5xx after the middleware returned, but passes the request along.
+            record.request_id = (
+                _request_id.get() or getattr(getattr(record, "request", None), "request_id", None) or "-"
+            )
         return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,9 @@ def prepare() -> None:
     from django.core.management import call_command
 
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # Samples of processes from an earlier run would be added to this run's counters: start empty.
+    shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
+    settings.PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
 

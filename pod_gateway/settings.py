@@ -101,6 +101,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Outermost of ours: every response (errors and CORS preflights too) carries the request id.
+    "api.middleware.RequestIdMiddleware",
+    "api.middleware.ApiMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -111,6 +115,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "api.middleware.RateLimitHeadersMiddleware",
+    # After authentication: a key belongs to the user who sent it.
+    "api.idempotency.IdempotencyMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "pod_gateway.urls"
@@ -189,6 +197,16 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# django-ratelimit (admin login) needs a cache every worker shares: Redis, else files in DATA_DIR.
+CACHES["ratelimit"] = (
+    dict(CACHES["default"], KEY_PREFIX="ratelimit")
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": DATA_DIR / "cache" / "ratelimit",
+    }
+)
+RATELIMIT_USE_CACHE = "ratelimit"
 
 
 # --- Background tasks ----------------------------------------------------------------------------
@@ -289,6 +307,8 @@ def env_sunsets(name: str) -> dict:
 
 
 API_SUNSET = env_sunsets("API_SUNSET")
+# A refused CSRF check under /api/ answers in the API's error shape, not Django's HTML page.
+CSRF_FAILURE_VIEW = "api.views.csrf_failure"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -334,7 +354,30 @@ RATE_LIMITS = {
     "read": env_rate("RATE_LIMIT_READ", "1000/h"),
 }
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+if "*" in CORS_ALLOWED_ORIGINS:
+    # Credentials (session cookies) are allowed, and a wildcard origin with credentials is never safe.
+    raise ImproperlyConfigured("CORS_ALLOWED_ORIGINS must list origins (https://app.example.com), not '*'")
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed", "Deprecation", "Sunset",
+    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit",
+]
+CORS_ALLOW_HEADERS = [
+    "accept", "authorization", "content-type", "user-agent", "x-csrftoken", "x-requested-with",
+    "x-request-id", "idempotency-key",
+]
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Every process (gunicorn workers, task workers) writes its samples here; /api/metrics adds them up.
+# Set before prometheus_client is first imported (django_prometheus imports it when apps load).
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR") or DATA_DIR / "prometheus")
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# A stored response is replayed for this long; a claim whose request never finished is freed after the other.
+IDEMPOTENCY_TTL = env_number("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60, kind=int)
+IDEMPOTENCY_RUNNING_TIMEOUT = env_number("IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS", 600, minimum=1, kind=int)
+# Admin login attempts per client IP and, separately, per username (django-ratelimit).
+ADMIN_LOGIN_RATE = env_rate("RATE_LIMIT_ADMIN_LOGIN", "10/5m")
 
 
 # --- Webhooks ------------------------------------------------------------------------------------
@@ -359,10 +402,15 @@ if LOG_FORMAT not in {"text", "json"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # The filter puts the current request's id on every record, whichever logger wrote it.
+    "filters": {"request_id": {"()": "pod_gateway.logging.RequestIdFilter"}},
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "pod_gateway.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -3,9 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api import throttling
 from publishing import views as publishing_views
 
 urlpatterns = [
+    # The admin login, limited per client IP and per username (django-ratelimit) before admin's own.
+    path("admin/login/", throttling.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     # Signed, expiring print-file URLs that Printify fetches when uploading by URL.
     path("print-files/<str:token>/<str:filename>", publishing_views.print_file, name="publishing-print-file"),

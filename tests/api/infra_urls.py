@@ -1,0 +1,85 @@
+"""A small URLconf of real DRF views for the API-machinery tests (rate limits, idempotency, request ids).
+
+The machinery is cross-cutting, so it is exercised on views whose side effects the tests can count
+(each `POST things` creates one Group row) and hold open (`{"wait": true}` blocks until released).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from django.contrib.auth.models import Group
+from django.urls import path
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.health import ready
+from api.metrics import metrics_view
+from pod_gateway.logging import current_request_id
+
+logger = logging.getLogger("tests.infra")
+
+# Set by a test to make the next `POST things` answer 503 (a request that did not complete).
+FAIL = threading.Event()
+# A `POST things` with {"wait": true} blocks until a test sets this.
+RELEASE = threading.Event()
+STARTED = threading.Event()
+
+
+class LimitedView(APIView):
+    permission_classes = [AllowAny]
+    rate_tier = "approval"
+
+    def get(self, request):
+        return Response({"ok": True})
+
+    def post(self, request):
+        return Response({"ok": True})
+
+
+class UntieredView(APIView):
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        return Response({"ok": True})
+
+
+class ThingsView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request):
+        if FAIL.is_set():
+            return Response({"error": "unavailable"}, status=503)
+        if request.data.get("wait"):
+            STARTED.set()
+            RELEASE.wait(20)
+        group = Group.objects.create(name=f"thing-{uuid.uuid4().hex}")
+        logger.info("created %s", group.name)
+        return Response(
+            {"id": group.pk, "name": group.name, "request_id": current_request_id()},
+            status=201,
+            headers={"Location": f"/api/things/{group.pk}"},
+        )
+
+
+class ThingView(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request, thing_id: str):
+        logger.warning("looking at %s", thing_id)
+        return Response({"thing_id": thing_id, "request_id": current_request_id()})
+
+
+urlpatterns = [
+    path("api/limited", LimitedView.as_view()),
+    path("api/v2/limited", LimitedView.as_view()),
+    path("api/untiered", UntieredView.as_view()),
+    path("api/things", ThingsView.as_view()),
+    path("api/v2/things", ThingsView.as_view()),
+    path("api/things/<str:thing_id>", ThingView.as_view()),
+    path("api/metrics", metrics_view),
+    path("api/ready", ready),
+]
