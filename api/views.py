@@ -6,7 +6,8 @@ import re
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.views import defaults
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import serializers
@@ -93,6 +94,7 @@ def unsupported_version(request: HttpRequest, version: str) -> HttpResponse:
     )
 
 
+@csrf_exempt  # answers every method with a 404; a CSRF 403 would hide that
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Any /api/ path no route matched: UNSUPPORTED_VERSION for an unknown `vN` segment, else NOT_FOUND."""
     match = VERSION_SEGMENT.match(request.path)
@@ -129,3 +131,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return error_response(request, status=500, code="INTERNAL_ERROR", message="Internal server error")
     return defaults.server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: under /api/ a coded 403 (e.g. a POST to a plain Django view without a token)."""
+    if _is_api(request):
+        return error_response(request, status=403, code="FORBIDDEN", message=f"CSRF check failed: {reason}")
+    return csrf.csrf_failure(request, reason)

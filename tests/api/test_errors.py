@@ -158,3 +158,16 @@ def test_lone_surrogates_in_json_are_cleaned_not_crashed_on(as_reviewer, make_im
     response = as_reviewer.post(f"/api/v1/images/{image.id}/reject", raw, content_type="application/json")
     assert response.status_code == 200
     assert response.json()["history"][-1]["note"] == "bad  design"
+
+
+def test_csrf_failure_under_api_is_a_coded_403(reviewer):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(reviewer)
+    response = client.post("/api/ready")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json" and response.json()["code"] == "FORBIDDEN"
+    # Session-authenticated DRF writes need the CSRF token too (DRF's own check, same error shape).
+    response = client.post("/api/v2/batch/approve", {"image_ids": ["x"]}, content_type="application/json")
+    assert response.status_code == 403 and response["Content-Type"] == "application/problem+json"
