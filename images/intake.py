@@ -23,8 +23,8 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
+from PIL import ExifTags, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 
 from images.models import Generation, Image, ImageSource, ImageStatus
 from images.services import Actor
@@ -42,6 +42,9 @@ OPTIMIZED_DPI = 300
 # zlib level for optimised print files: Pillow's default; 1 saves time but makes files ~30% larger,
 # and a 4500x5400 print file must stay under the 50 MB upload limit of the print providers.
 OPTIMIZE_COMPRESS_LEVEL = 6
+# EXIF orientations that need turning, and those of them that swap width and height.
+TURNED = frozenset(range(2, 9))
+SIDEWAYS = frozenset({5, 6, 7, 8})
 # Decoding errors Pillow raises for corrupt or truncated data.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
 
@@ -106,11 +109,27 @@ def _dpi(im: PILImage.Image) -> int | None:
     return value if value > 0 else None
 
 
+def _orientation(im: PILImage.Image) -> int:
+    """The EXIF orientation (1 = upright), read from the header's metadata."""
+    try:
+        return int(im.getexif().get(ExifTags.Base.Orientation, 1))
+    except (TypeError, ValueError, OSError, SyntaxError):
+        return 1
+
+
+def upright(im: PILImage.Image) -> PILImage.Image:
+    """`im` turned as its EXIF orientation says (phone photos), or `im` itself when already upright."""
+    return ImageOps.exif_transpose(im) if _orientation(im) in TURNED else im
+
+
 def image_facts(im: PILImage.Image, *, file_size: int) -> ImageFacts:
-    """The facts of an opened (not decoded) image."""
+    """The facts of an opened (not decoded) image; width and height as displayed (EXIF orientation applied)."""
+    width, height = im.size
+    if _orientation(im) in SIDEWAYS:
+        width, height = height, width
     return ImageFacts(
-        width=im.width,
-        height=im.height,
+        width=width,
+        height=height,
         format=im.format or "",
         color_mode=im.mode,
         dpi=_dpi(im),
@@ -267,7 +286,7 @@ def thumbnail_jpeg(im: PILImage.Image) -> bytes:
     # reduce()s by whole factors before the final resample: fast and memory-light.
     im.thumbnail((size, size), PILImage.Resampling.LANCZOS, reducing_gap=2.0)
     out = io.BytesIO()
-    _to_rgb(im).save(out, "JPEG", quality=THUMBNAIL_QUALITY)
+    _to_rgb(upright(im)).save(out, "JPEG", quality=THUMBNAIL_QUALITY)
     return out.getvalue()
 
 
@@ -391,6 +410,7 @@ def fit_inside(width: int, height: int, box_width: int, box_height: int) -> tupl
 def optimized_png(im: PILImage.Image, *, width: int, height: int) -> PILImage.Image:
     """`im` resized (aspect kept) to fit width x height, in a mode PNG stores (RGB, or RGBA if transparent)."""
     mode = "RGBA" if im.has_transparency_data else "RGB"
+    im = upright(im)
     if im.mode != mode:
         im = _to_rgb(im) if mode == "RGB" else im.convert(mode)
     size = fit_inside(im.width, im.height, width, height)

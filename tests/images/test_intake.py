@@ -288,3 +288,20 @@ def test_find_duplicate_by_sha256(tmp_path):
     image_intake(source=path, filename="a.png", source_kind=ImageSource.IMPORTED)
     assert image_find_duplicate(sha256=first.sha256) == first
     assert image_find_duplicate(sha256="f" * 64) is None
+
+
+def test_exif_orientation_is_applied_to_facts_thumbnail_and_optimised_file(tmp_path, settings):
+    """A phone photo stored sideways (EXIF orientation 6) is treated as the portrait it shows."""
+    from images.intake import image_optimize
+
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    path = tmp_path / "phone.jpg"
+    PILImage.new("RGB", (120, 80), "red").save(path, "JPEG", exif=exif)
+    image = image_intake(source=path, filename="phone.jpg", source_kind=ImageSource.UPLOADED)
+    assert (image.width, image.height) == (80, 120)
+    with PILImage.open(image.thumbnail.path) as thumb:
+        assert thumb.size == (21, 32)
+    result = image_optimize(image_id=image.id, actor=Actor.system(), width=90, height=108)
+    with PILImage.open(result.file.path) as im:
+        assert im.size == (72, 108)
