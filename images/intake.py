@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -28,6 +30,7 @@ from PIL import Image as PILImage
 
 from images.models import Generation, Image, ImageSource, ImageStatus
 from images.services import Actor
+from images.validation import clean_text
 from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
 from webhooks.models import EventType
 from webhooks.services import event_record
@@ -482,3 +485,59 @@ def image_optimize(*, image_id: str, actor: Actor, width: int = 4500, height: in
     logger.info("Optimised %s to %sx%s for %s", image_id, facts.width, facts.height, actor.label)
     return image
 
+
+
+# --- Prompts embedded by other tools --------------------------------------------------------------
+
+PROMPT_MAX_CHARS = 2000
+# Inputs that hold prompt text, and inputs that lead from a sampler/guider back to the text encoder.
+TEXT_INPUTS = ("text", "t5xxl", "clip_l", "prompt")
+LINK_INPUTS = ("positive", "conditioning", "guider")
+
+
+def embedded_prompt(path: str | os.PathLike) -> str:
+    """The prompt a generator stored in a PNG's text chunks (ComfyUI's graph, A1111's parameters), or ""."""
+    try:
+        with open(path, "rb") as fh, open_image(fh, formats=("PNG",)) as im:
+            info = dict(im.info)
+    except (InvalidInputError, OSError):
+        return ""
+    text = ""
+    if isinstance(info.get("prompt"), str):
+        try:
+            graph = json.loads(info["prompt"])
+        except ValueError:
+            graph = None
+        if isinstance(graph, dict):
+            text = _comfyui_prompt(graph)
+    if not text and isinstance(info.get("parameters"), str):
+        # A1111: "<prompt>\nNegative prompt: …\nSteps: …"
+        text = re.split(r"\n(?:Negative prompt:|Steps:)", info["parameters"], maxsplit=1)[0]
+    return clean_text(text, fold_newlines=True)[:PROMPT_MAX_CHARS]
+
+
+def _comfyui_prompt(graph: dict[str, Any]) -> str:
+    """The positive prompt of a ComfyUI API-format graph: follow the sampler's conditioning to its text."""
+
+    def inputs_of(node_id: object) -> dict[str, Any]:
+        node = graph.get(str(node_id))
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        return inputs if isinstance(inputs, dict) else {}
+
+    def text_of(node_id: object, depth: int = 0) -> str:
+        inputs = inputs_of(node_id)
+        for key in TEXT_INPUTS:
+            if isinstance(inputs.get(key), str) and inputs[key].strip():
+                return inputs[key]
+        for key in LINK_INPUTS:
+            link = inputs.get(key)
+            if depth < 12 and isinstance(link, list) and link and (found := text_of(link[0], depth + 1)):
+                return found
+        return ""
+
+    for node_id in graph:
+        inputs = inputs_of(node_id)
+        if isinstance(inputs.get("positive"), list) or isinstance(inputs.get("guider"), list):
+            if found := text_of(node_id):
+                return found
+    return ""

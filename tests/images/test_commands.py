@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import subprocess
@@ -17,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from PIL import Image as PILImage
+from PIL.PngImagePlugin import PngInfo
 from rest_framework.authtoken.models import Token
 
 from images.checks import DEFAULT_SECRET_PREFIX
@@ -261,3 +263,29 @@ def test_check_config_and_system_check_exit_codes(tmp_path):
     ok = subprocess.run([*manage, "check_config"], env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert "✓ Configuration is valid" in ok.stdout
+
+
+def test_import_images_takes_the_prompt_comfyui_or_a1111_embedded(tmp_path, settings):
+    settings.THUMBNAIL_SIZE = 32
+    graph = {
+        "3": {"class_type": "KSampler", "inputs": {"positive": ["6", 0], "negative": ["7", 0], "seed": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "retro sunset\ncat", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+    }
+    flux = {
+        "13": {"class_type": "SamplerCustomAdvanced", "inputs": {"guider": ["22", 0], "noise": ["25", 0]}},
+        "22": {"class_type": "BasicGuider", "inputs": {"conditioning": ["60", 0], "model": ["30", 0]}},
+        "60": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["6", 0], "guidance": 3.5}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "flux astronaut", "clip": ["11", 0]}},
+    }
+    for name, key, value in [
+        ("comfy.png", "prompt", json.dumps(graph)),
+        ("flux.png", "prompt", json.dumps(flux)),
+        ("a1111.png", "parameters", "neon koi\nNegative prompt: ugly\nSteps: 20, Sampler: Euler"),
+        ("plain.png", "Comment", "nothing useful"),
+    ]:
+        meta = PngInfo()
+        meta.add_text(key, value)
+        PILImage.new("RGB", (40, 40), (len(name) * 9, 10, 10)).save(tmp_path / name, pnginfo=meta)
+    run("import_images", str(tmp_path))
+    assert sorted(Image.objects.values_list("prompt", flat=True)) == ["", "flux astronaut", "neon koi", "retro sunset cat"]

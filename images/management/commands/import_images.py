@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from images.intake import file_sha256, image_intake
+from images.intake import embedded_prompt, file_sha256, image_intake
 from images.management.commands.approve import command_actor
 from images.models import Image, ImageSource
 from images.validation import clean_text
@@ -26,7 +26,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", metavar="DIR")
         parser.add_argument("--recursive", action="store_true", help="Also import from subdirectories")
-        parser.add_argument("--prompt", default="", help="Prompt recorded on every imported image")
+        parser.add_argument(
+            "--prompt", default="",
+            help="Prompt recorded on every imported image (default: the prompt ComfyUI/A1111 embedded in the PNG)",
+        )
         parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="Record this user as the importer")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -63,7 +66,8 @@ class Command(BaseCommand):
                 continue
             try:
                 image = image_intake(
-                    source=path, filename=path.name, source_kind=ImageSource.IMPORTED, prompt=prompt, actor=actor
+                    source=path, filename=path.name, source_kind=ImageSource.IMPORTED,
+                    prompt=prompt or embedded_prompt(path), actor=actor,
                 )
             except InvalidInputError as exc:
                 self._skip(directory, path, exc.message)
