@@ -288,4 +288,5 @@ def test_import_images_takes_the_prompt_comfyui_or_a1111_embedded(tmp_path, sett
         meta.add_text(key, value)
         PILImage.new("RGB", (40, 40), (len(name) * 9, 10, 10)).save(tmp_path / name, pnginfo=meta)
     run("import_images", str(tmp_path))
-    assert sorted(Image.objects.values_list("prompt", flat=True)) == ["", "flux astronaut", "neon koi", "retro sunset cat"]
+    prompts = sorted(Image.objects.values_list("prompt", flat=True))
+    assert prompts == ["", "flux astronaut", "neon koi", "retro sunset cat"]
