@@ -19,11 +19,13 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
+from django.core.files.storage import Storage
 from django.db import transaction
 from PIL import ExifTags, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
@@ -38,6 +40,8 @@ from webhooks.services import event_record
 logger = logging.getLogger(__name__)
 
 ACCEPTED_FORMATS = ("PNG", "JPEG")
+# Where intake stores files (see images.models.image_upload_to / thumbnail_upload_to).
+STORED_DIRS = ("images", "thumbnails")
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg"}
 CHUNK_SIZE = 1024 * 1024
 THUMBNAIL_QUALITY = 85
@@ -302,7 +306,8 @@ def _decode_thumbnail(im: PILImage.Image) -> bytes:
         raise _refuse(f"The image data is corrupt or truncated: {exc}") from None
 
 
-def _remove_files(names: Iterable[str]) -> None:
+def remove_files(names: Iterable[str]) -> None:
+    """Delete stored files, logging (not raising) what cannot be deleted."""
     storage = Image._meta.get_field("file").storage
     for name in names:
         if name:
@@ -351,7 +356,7 @@ def image_intake(
             image.save(force_insert=True)
             event_record(event_type=EventType.IMAGE_CREATED, data=_created_payload(image))
     except BaseException:
-        _remove_files([image.file.name, image.thumbnail.name])
+        remove_files([image.file.name, image.thumbnail.name])
         raise
     return image
 
@@ -383,6 +388,33 @@ def _created_payload(image: Image) -> dict[str, Any]:
         "sha256": image.sha256,
         "quality_valid": image.quality_valid,
     }
+
+
+def stored_orphans(*, modified_before: datetime) -> list[str]:
+    """Stored image and thumbnail files that no Image refers to, last written before `modified_before`.
+
+    They are left by processes killed between writing the files and committing the row, or by a caller's
+    transaction rolled back after intake; the age limit spares intakes still in flight.
+    """
+    storage = Image._meta.get_field("file").storage
+    referenced = {name for pair in Image.objects.values_list("file", "thumbnail") for name in pair if name}
+    return [
+        name
+        for top in STORED_DIRS
+        for name in _walk(storage, top)
+        if name not in referenced and storage.get_modified_time(name) < modified_before
+    ]
+
+
+def _walk(storage: Storage, top: str) -> Iterator[str]:
+    try:
+        dirs, files = storage.listdir(top)
+    except FileNotFoundError:
+        return
+    for name in sorted(files):
+        yield f"{top}/{name}"
+    for name in sorted(dirs):
+        yield from _walk(storage, f"{top}/{name}")
 
 
 def image_find_duplicate(*, sha256: str) -> Image | None:
@@ -478,9 +510,9 @@ def image_optimize(*, image_id: str, actor: Actor, width: int = 4500, height: in
                 "file", "thumbnail", "width", "height", "dpi", "format", "color_mode", "file_size",
                 "sha256", "quality", "quality_valid", "quality_warnings", "updated_at",
             ])
-            transaction.on_commit(lambda: _remove_files(old_names))
+            transaction.on_commit(lambda: remove_files(old_names))
     except BaseException:
-        _remove_files([image.file.name, image.thumbnail.name])
+        remove_files([image.file.name, image.thumbnail.name])
         raise
     logger.info("Optimised %s to %sx%s for %s", image_id, facts.width, facts.height, actor.label)
     return image

@@ -290,3 +290,27 @@ def test_import_images_takes_the_prompt_comfyui_or_a1111_embedded(tmp_path, sett
     run("import_images", str(tmp_path))
     prompts = sorted(Image.objects.values_list("prompt", flat=True))
     assert prompts == ["", "flux astronaut", "neon koi", "retro sunset cat"]
+
+
+def test_prune_orphans_removes_unreferenced_old_files_only(make_image, settings):
+    kept = make_image()
+    media = Path(settings.MEDIA_ROOT)
+    old_orphan = media / "images" / "2025" / "01" / "img_gone.png"
+    old_orphan.parent.mkdir(parents=True)
+    old_orphan.write_bytes(b"left by a killed worker")
+    two_hours_ago = (timezone.now() - timedelta(hours=2)).timestamp()
+    os.utime(old_orphan, (two_hours_ago, two_hours_ago))
+    os.utime(kept.file.path, (two_hours_ago, two_hours_ago))
+    young_orphan = media / "thumbnails" / "2026" / "11" / "img_inflight.jpg"
+    young_orphan.parent.mkdir(parents=True)
+    young_orphan.write_bytes(b"intake still running")
+
+    dry = run("prune", "--orphans", "--dry-run")
+    assert "would remove orphaned file images/2025/01/img_gone.png" in dry
+    assert "Would remove 1 orphaned file(s)" in dry
+    assert old_orphan.exists()
+
+    out = run("prune", "--orphans")
+    assert "Removed 1 orphaned file(s)" in out
+    assert not old_orphan.exists()
+    assert young_orphan.exists() and Path(kept.file.path).exists()

@@ -9,9 +9,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from images.intake import remove_files, stored_orphans
 from images.management.commands.approve import command_actor
 from images.models import Image, ImageStatus
 from images.services import images_delete
+
+# Files younger than this may belong to an intake whose row is not committed yet.
+ORPHAN_GRACE = timedelta(hours=1)
 
 
 def rejected_before(cutoff: datetime) -> QuerySet[Image]:
@@ -30,6 +34,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--older-than-days", type=int, default=30, metavar="N")
         parser.add_argument("--dry-run", action="store_true", help="List what would be removed, remove nothing")
+        parser.add_argument(
+            "--orphans", action="store_true",
+            help="Also delete stored image files that no image refers to (older than an hour)",
+        )
         parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="Act as this user (default: system)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,6 +48,8 @@ class Command(BaseCommand):
         doomed = rejected_before(timezone.now() - timedelta(days=days))
         rows = list(doomed.order_by("created_at", "id").values_list("id", "file_size"))
         total_mb = sum(size for _, size in rows) / 2**20
+        if options["orphans"]:
+            self._orphans(dry_run=options["dry_run"])
         if options["dry_run"]:
             for image_id, _ in rows:
                 self.stdout.write(f"would remove {image_id}")
@@ -56,3 +66,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Removed {len(result.successful)} image(s) rejected over {days} day(s) ago ({freed_mb:.1f} MB)"
         )
+
+    def _orphans(self, *, dry_run: bool) -> None:
+        orphans = stored_orphans(modified_before=timezone.now() - ORPHAN_GRACE)
+        for name in orphans:
+            self.stdout.write(f"{'would remove' if dry_run else 'removed'} orphaned file {name}")
+        if not dry_run:
+            remove_files(orphans)
+        self.stdout.write(f"{'Would remove' if dry_run else 'Removed'} {len(orphans)} orphaned file(s)")
