@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission
 from PIL import Image as PILImage
 from PIL import ImageDraw
@@ -104,7 +105,7 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
             expect(page.locator(".messagelist")).to_contain_text("Rejected 2 images")
             if screenshots:
                 page.screenshot(path=f"{screenshots}/after.png", full_page=True)
-                page.goto(f"{live_server.url}/admin/images/image/{to_reject[0].pk}/change/".replace("img_", "img_5F"))
+                page.goto(f"{live_server.url}/admin/images/image/{quote(to_reject[0].pk)}/change/")
                 page.screenshot(path=f"{screenshots}/image.png", full_page=True)
         finally:
             browser.close()

@@ -14,6 +14,7 @@ from django.urls import reverse, reverse_lazy
 
 from images.models import Image, ImageTransition
 from images.models import ImageStatus as S
+from publishing.models import Product, ProductTemplate
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -215,9 +216,6 @@ def test_djangos_own_bulk_delete_is_not_offered(client, staff_reviewer, queue_im
 
 
 def test_publish_action_asks_for_a_template_then_publishes(client, staff_publisher, queue_image):
-    pytest.importorskip("publishing.services", reason="publishing.services (images_publish) is not in the tree yet")
-    from publishing.models import Product, ProductTemplate
-
     template = ProductTemplate.objects.create(name="Export tee", platform="export", is_default=True)
     other = ProductTemplate.objects.create(name="Mug", platform="export")
     approved, pending = queue_image(S.APPROVED), queue_image()
@@ -227,6 +225,7 @@ def test_publish_action_asks_for_a_template_then_publishes(client, staff_publish
     assert page.status_code == 200
     html = page.content.decode()
     assert "Export tee" in html and "Mug" in html and 'name="template"' in html
+    assert f'<option value="{template.pk}" selected>' in html, "the default template is preselected"
     assert statuses(approved) == [S.APPROVED]
 
     done = act(client, "publish_images", [approved, pending], apply="1", template=other.pk)
@@ -234,8 +233,18 @@ def test_publish_action_asks_for_a_template_then_publishes(client, staff_publish
     assert done.status_code == 302
     assert statuses(approved, pending) == [S.PUBLISHING, S.PENDING]
     assert Product.objects.get(image=approved).template_id == other.pk
-    assert any(pending.pk in m for m in texts(done))
-    assert template.pk != other.pk
+    assert any(pending.pk in m and "cannot publish an image that is pending" in m for m in texts(done))
+
+
+def test_publish_without_any_default_template_asks_again_and_changes_nothing(client, staff_publisher, queue_image):
+    approved = queue_image(S.APPROVED)
+    client.force_login(staff_publisher)
+
+    response = act(client, "publish_images", [approved], apply="1", template="")
+
+    assert response.status_code == 200, "the template page is shown again"
+    assert "default" in str(response.context["form"].errors["template"])
+    assert statuses(approved) == [S.APPROVED]
 
 
 def test_reviewers_cannot_publish_and_view_only_staff_cannot_decide(
@@ -320,8 +329,6 @@ def test_image_page_buttons_refuse_users_without_review_permission(client, staff
 
 
 def test_image_page_links_the_product_once_published(client, staff_reviewer, queue_image):
-    from publishing.models import Product
-
     image = queue_image(S.PUBLISHED)
     product = Product.objects.create(image=image, platform="printify", status="published",
                                      external_id="p-1", external_url="https://printify.example/p-1")
