@@ -78,6 +78,8 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
             page.fill("#id_password", "pw-alice")
             page.click("input[type=submit]")
             expect(page.locator(".pod-queue-callout")).to_contain_text("5 images waiting for review")
+            if screenshots:
+                page.screenshot(path=f"{screenshots}/index.png", full_page=True)
 
             page.click("text=Open the review queue")
             expect(page.locator("#result_list tbody tr")).to_have_count(5)
@@ -107,6 +109,8 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
                 page.screenshot(path=f"{screenshots}/after.png", full_page=True)
                 page.goto(f"{live_server.url}/admin/images/image/{quote(to_reject[0].pk)}/change/")
                 page.screenshot(path=f"{screenshots}/image.png", full_page=True)
+                page.goto(f"{live_server.url}/admin/images/generation/add/")
+                page.screenshot(path=f"{screenshots}/start.png", full_page=True)
         finally:
             browser.close()
 
