@@ -36,7 +36,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("✓ Configuration is valid"))
         self.stdout.write("")
         for key, value in config_summary().items():
-            self.stdout.write(f"  {key}: {value}")
+            self.stdout.write(f"  {key.replace('_', ' ').capitalize()}: {value}")
         if issues:
             self.stdout.write("")
             self.stdout.write("Issues found:")

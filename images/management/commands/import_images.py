@@ -45,19 +45,21 @@ class Command(BaseCommand):
         hashes: dict[Path, str] = {}
         skipped = invalid = 0
         for path in paths:
-            size = path.stat().st_size
+            try:
+                size = path.stat().st_size
+                if size <= limit:
+                    hashes[path] = file_sha256(path)
+            except OSError as exc:
+                self._skip(directory, path, f"cannot read it ({exc.strerror})")
+                skipped += 1
+                invalid += 1
+                continue
             if size > limit:
                 # Refused on its size alone: not a byte of it is read.
                 self._skip(directory, path, f"too large ({size / 2**20:.1f} MB, limit {limit / 2**20:.0f} MB)")
                 skipped += 1
                 invalid += 1
-                continue
-            hashes[path] = file_sha256(path)
-        known = dict(
-            Image.objects.filter(sha256__in=set(hashes.values()))
-            .order_by("-created_at")
-            .values_list("sha256", "id")
-        )
+        known = _known_hashes(list(set(hashes.values())))
         imported = 0
         for path, sha256 in hashes.items():
             if sha256 in known:
@@ -84,6 +86,15 @@ class Command(BaseCommand):
 
     def _skip(self, directory: Path, path: Path, reason: str) -> None:
         self.stdout.write(f"skipped {path.relative_to(directory)}: {reason}")
+
+
+def _known_hashes(hashes: list[str], batch: int = 500) -> dict[str, str]:
+    """sha256 → id of the earliest image with those bytes; in batches (SQLite caps query parameters)."""
+    known: dict[str, str] = {}
+    for start in range(0, len(hashes), batch):
+        rows = Image.objects.filter(sha256__in=hashes[start:start + batch]).order_by("-created_at", "-id")
+        known.update(rows.values_list("sha256", "id"))
+    return known
 
 
 def _quality_note(image: Image) -> str:
