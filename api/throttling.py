@@ -135,8 +135,12 @@ def _hit_redis(*, key: str, limit: int, window: int) -> tuple[bool, int, float, 
 
 def _hit_database(*, key: str, limit: int, window: int) -> tuple[bool, int, float, float]:
     with transaction.atomic():
-        bucket, _ = RateLimitBucket.objects.select_for_update().get_or_create(key=key)
+        bucket, created = RateLimitBucket.objects.select_for_update().get_or_create(key=key)
         now = time.time()
+        if created:
+            # A new client: clear hits that no window counts any more, left by clients not seen since
+            # (their own requests prune their buckets, so only departed clients leave garbage).
+            RateLimitHit.objects.filter(at__lte=now - _longest_window()).delete()
         RateLimitHit.objects.filter(bucket=bucket, at__lte=now - window).delete()
         stats = RateLimitHit.objects.filter(bucket=bucket).aggregate(count=Count("id"), oldest=Min("at"))
         count = stats["count"]
@@ -167,10 +171,13 @@ def rate_limit_hit(*, tier: str, ident: str) -> Decision:
     )
 
 
-def rate_limit_prune(*, older_than: float | None = None) -> int:
-    """Delete embedded-limiter hits older than the longest window (buckets of clients never seen again)."""
-    cutoff = time.time() - (older_than or max(window for _, window in settings.RATE_LIMITS.values()))
-    deleted, _ = RateLimitHit.objects.filter(at__lte=cutoff).delete()
+def _longest_window() -> int:
+    return max(window for _, window in settings.RATE_LIMITS.values())
+
+
+def rate_limit_prune() -> int:
+    """Delete embedded-limiter hits older than the longest window, and buckets left empty; returns hits deleted."""
+    deleted, _ = RateLimitHit.objects.filter(at__lte=time.time() - _longest_window()).delete()
     RateLimitBucket.objects.filter(hits__isnull=True).delete()
     return deleted
 

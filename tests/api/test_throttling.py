@@ -187,3 +187,13 @@ def test_concurrent_requests_get_exactly_the_limit(backend, settings, live_serve
     assert statuses.count(200) == limit, statuses
     assert statuses.count(429) == attempts - limit
 
+
+
+@pytest.mark.django_db
+def test_a_new_client_clears_hits_no_window_counts_any_more(settings):
+    settings.REDIS_URL = ""
+    _limit(settings, "approval", 5, 60)
+    departed = RateLimitBucket.objects.create(key="read:ip:10.0.0.9")
+    RateLimitHit.objects.create(bucket=departed, at=time.time() - 90_000)
+    assert token_client("newcomer").post("/api/limited").status_code == 200
+    assert not RateLimitHit.objects.filter(bucket=departed).exists()
