@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import tempfile
-import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,17 +81,16 @@ def _mb(size: int) -> float:
 @contextmanager
 def open_image(fp: IO[bytes], *, formats: tuple[str, ...] | None = ACCEPTED_FORMATS) -> Iterator[PILImage.Image]:
     """Open an image from its header only; refuse non-images and decompression bombs."""
-    with warnings.catch_warnings():
-        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning is a refusal here.
-        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-        try:
-            im = PILImage.open(fp, formats=formats)
-        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
-            raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
-        except UnidentifiedImageError:
-            raise _refuse(f"The file is not a {' or '.join(formats)} image" if formats else "Not an image") from None
-        except DECODE_ERRORS as exc:
-            raise _refuse(f"The image header is corrupt: {exc}") from None
+    # Pillow raises DecompressionBombError over twice its MAX_IMAGE_PIXELS (set from IMAGE_MAX_PIXELS in
+    # ImagesConfig.ready) and only warns above it; the explicit check below refuses that band too.
+    try:
+        im = PILImage.open(fp, formats=formats)
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+        raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise _refuse(f"The file is not a {' or '.join(formats)} image" if formats else "Not an image") from None
+    except DECODE_ERRORS as exc:
+        raise _refuse(f"The image header is corrupt: {exc}") from None
     # `with im` (unlike im.close()) leaves a caller's file open.
     with im:
         width, height = im.size

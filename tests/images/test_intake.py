@@ -220,13 +220,20 @@ def test_pixel_count_over_the_setting_is_refused(tmp_path, settings):
     )
 
 
-def test_pillow_bomb_warning_is_a_refusal(tmp_path, settings, monkeypatch):
-    settings.IMAGE_MAX_PIXELS = 10**9
-    # Between Pillow's limit and twice it, Pillow only warns.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_images_where_pillow_only_warns_are_refused(tmp_path, settings, monkeypatch):
+    # As ImagesConfig.ready() sets it: Pillow's limit is ours. Up to twice it Pillow only warns.
+    settings.IMAGE_MAX_PIXELS = 150 * 150
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 150 * 150)
     path = save(tmp_path / "warn.png", size=(200, 200))
     with pytest.raises(InvalidInputError, match="decompression bomb"):
         image_intake(source=path, filename="warn.png", source_kind=ImageSource.IMPORTED)
+
+
+def test_pillow_limit_follows_the_setting():
+    from django.conf import settings as django_settings
+
+    assert PILImage.MAX_IMAGE_PIXELS == django_settings.IMAGE_MAX_PIXELS
 
 
 def test_transparent_and_unusual_modes_get_rgb_thumbnails(tmp_path):
