@@ -15,10 +15,6 @@ from rest_framework.request import Request
 if TYPE_CHECKING:  # DRF imports the permission classes while rest_framework.views is still loading.
     from rest_framework.views import APIView
 
-# DRF's action for OPTIONS; answering it needs no more than being signed in.
-METADATA_ACTION = "metadata"
-
-
 class ActionPermission(BasePermission):
     """Signed in, and holding every permission `view.action_permissions[action]` lists.
 
@@ -33,14 +29,15 @@ class ActionPermission(BasePermission):
         if not (user and user.is_authenticated):
             return False
         method = request.method.lower()
+        if method == "options":
+            # DRF's metadata (OPTIONS) describes the endpoint; being signed in is enough to read it.
+            return True
         action = getattr(view, "action", None)
         if action is None:
             if hasattr(view, "action_map") or not hasattr(view, method):
                 # A method the view does not answer: let the 405 (not a 403) reach the caller.
                 return True
             action = "get" if method == "head" else method
-        if action == METADATA_ACTION:
-            return True
         required = getattr(view, "action_permissions", {}).get(action)
         if required is None:
             return False

@@ -263,3 +263,14 @@ def test_stats_counts_by_status(as_client, make_image):
     body = as_client.get("/api/v1/stats").json()
     assert body["images"] == {"total": 3, "by_status": {"pending": 2, "approved": 1}}
     assert body["generations"]["total"] == 0 and body["products"]["total"] == 0
+
+
+def test_detail_nests_the_product_when_there_is_one(as_client, make_image):
+    from publishing.models import Product
+
+    image = make_image(status=ImageStatus.PUBLISHED)
+    product = Product.objects.create(
+        image=image, platform="printify", status="published", external_url="https://shop.example/p/1"
+    )
+    body = as_client.get(f"/api/v2/images/{image.id}").json()
+    assert body["product"] == {"id": product.id, "status": "published", "external_url": "https://shop.example/p/1"}

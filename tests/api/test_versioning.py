@@ -110,3 +110,10 @@ def test_docs_are_served_with_local_assets(anon, path, marker):
     assert marker in html.lower()
     assert b"cdn.jsdelivr" not in html and b"unpkg.com" not in html
     assert b"/static/drf_spectacular_sidecar/" in html
+
+
+@pytest.mark.parametrize("path", ["/api/v1/images", "/api/v1/generate", "/api/v2/stats", "/api/v2/batch/approve"])
+def test_options_describes_the_endpoint_to_signed_in_users(as_client, anon, path):
+    response = as_client.options(path)
+    assert response.status_code == 200 and "name" in response.json()
+    assert anon.options(path).status_code == 401
