@@ -43,14 +43,11 @@ def deprecation_headers(version: str | None) -> dict[str, str]:
 
 def version_info() -> dict:
     """The body of `GET /api/version`."""
-    return {
-        "current": current_version(),
-        "supported": list(settings.API_VERSIONS),
-        "deprecated": [
-            {"version": version, "sunset": (sunset_date(version) or None) and sunset_date(version).isoformat()}
-            for version in settings.API_DEPRECATED_VERSIONS
-        ],
-    }
+    deprecated = []
+    for version in settings.API_DEPRECATED_VERSIONS:
+        sunset = sunset_date(version)
+        deprecated.append({"version": version, "sunset": sunset.isoformat() if sunset else None})
+    return {"current": current_version(), "supported": list(settings.API_VERSIONS), "deprecated": deprecated}
 
 
 class DeprecationMiddleware:
