@@ -523,8 +523,8 @@ class GenerationAdmin(admin.ModelAdmin):
     actions = ["cancel_generations"]
     fields = readonly_fields = [
         "id", "status_column", "prompt", "negative_prompt", "style", "genre", "backend", "params", "prompt_hash",
-        "success_count", "failed_count", "error", "created_by", "created_at", "started_at", "finished_at",
-        "images_grid",
+        "success_count", "failed_count", "error", "external_jobs", "request_id", "created_by", "created_at",
+        "started_at", "finished_at", "images_grid",
     ]
 
     class Media:

@@ -66,6 +66,8 @@ def test_queue_lists_pending_first_with_thumbnail_quality_and_duplicate_marker(
     row = {image.pk: image for image in response.context["cl"].result_list}
     assert row[pending.pk].duplicate_prompt is True
     assert row[broken.pk].duplicate_prompt is False
+    same_prompt = client.get(reverse("admin:images_generation_changelist") + "?prompt_hash=" + "a" * 64)
+    assert same_prompt.status_code == 200 and same_prompt.context["cl"].result_count == 2
 
 
 def test_queue_filters_by_status_quality_generation_and_searches_prompt(
