@@ -116,6 +116,9 @@ def _dpi(im: PILImage.Image) -> int | None:
 
 def _orientation(im: PILImage.Image) -> int:
     """The EXIF orientation (1 = upright), read from the header's metadata."""
+    if "exif" not in im.info:
+        # Without EXIF in the header, PNG's getexif() would decode the whole image looking for it.
+        return 1
     try:
         return int(im.getexif().get(ExifTags.Base.Orientation, 1))
     except (TypeError, ValueError, OSError, SyntaxError):

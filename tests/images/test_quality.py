@@ -107,3 +107,21 @@ def test_the_report_reads_only_the_header(tmp_path):
     report = quality_report(path)
     assert report["info"]["resolution"] == {"width": 200, "height": 200}
     assert report["info"]["color_mode"] == "L"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_reading_the_facts_decodes_no_pixels(tmp_path, fmt):
+    from images.intake import image_facts
+
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / f"q.{fmt.lower()}"
+    PILImage.new("RGB", (300, 200), "red").save(path, fmt, dpi=(300, 300), exif=exif)
+    plain = tmp_path / f"plain.{fmt.lower()}"
+    PILImage.new("RGB", (300, 200), "red").save(plain, fmt)
+    for file, size in ((path, (200, 300)), (plain, (300, 200))):
+        with PILImage.open(file) as im:
+            facts = image_facts(im, file_size=1)
+            # Pillow empties `tile` once it has decoded the pixels.
+            assert im.tile, "the image was decoded"
+        assert (facts.width, facts.height) == size
