@@ -12,10 +12,11 @@ from django.utils import timezone
 from images.intake import remove_files, stored_orphans
 from images.management.commands.approve import command_actor
 from images.models import Image, ImageStatus
-from images.services import images_delete
+from images.services import BatchResult, images_delete
 
 # Files younger than this may belong to an intake whose row is not committed yet.
 ORPHAN_GRACE = timedelta(hours=1)
+PRUNE_BATCH = 500
 
 
 def rejected_before(cutoff: datetime) -> QuerySet[Image]:
@@ -55,7 +56,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"would remove {image_id}")
             self.stdout.write(f"Would remove {len(rows)} image(s) rejected over {days} day(s) ago ({total_mb:.1f} MB)")
             return
-        result = images_delete(image_ids=[image_id for image_id, _ in rows], actor=actor)
+        ids = [image_id for image_id, _ in rows]
+        result = BatchResult()
+        # One transaction per slice: a long prune never holds the (SQLite: whole-database) write lock long.
+        for start in range(0, len(ids), PRUNE_BATCH):
+            part = images_delete(image_ids=ids[start:start + PRUNE_BATCH], actor=actor)
+            result.successful += part.successful
+            result.skipped += part.skipped
+            result.failed += part.failed
         for image_id in result.successful:
             self.stdout.write(f"removed {image_id}")
         # Rows that changed status since they were listed are left alone.
