@@ -169,7 +169,7 @@ class ImageAdmin(admin.ModelAdmin):
 
     list_display = [
         "thumbnail_column", "status_column", "prompt_column", "generation_column",
-        "size_column", "quality_column", "created_at",
+        "size_column", "quality_column", "created_column",
     ]
     list_display_links = ["thumbnail_column", "prompt_column"]
     list_filter = ["status", QualityFilter, GenerationFilter, "created_at"]
@@ -261,6 +261,10 @@ class ImageAdmin(admin.ModelAdmin):
             return format_html('<span class="pod-badge pod-q-warning" title="{}">{} warning{}</span>',
                                tips, count, "s" if count != 1 else "")
         return format_html('<span class="pod-badge pod-q-ok">{}</span>', "print-ready")
+
+    @admin.display(description="Created", ordering="created_at")
+    def created_column(self, obj: Image) -> str:
+        return format_html('<span class="pod-created">{}</span>', date_format(localtime(obj.created_at), "M j, H:i"))
 
     # --- Change page (read-only; decisions go through the buttons) -----------------------------
 
