@@ -16,13 +16,14 @@ from tests.servers import WorkerProcess
 from tests.servers.runpod import API_KEY, ENDPOINT_ID, RunPodServer
 
 
-def wait_for(predicate, *, timeout=30.0, what="condition"):
+def wait_for(predicate, *, timeout=30.0, what="condition", workers=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    logs = "\n".join(worker.output()[-3000:] for worker in workers)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def create(**data):
@@ -82,7 +83,8 @@ def test_sigkilled_worker_is_replaced_and_the_generation_resumes_without_a_secon
     runpod_server.hold = True  # jobs stay IN_PROGRESS until released
     generation = create(batch_size=2, backend="runpod")
     first = workers()
-    wait_for(lambda: runpod_server.submissions == 2 and job_polled(runpod_server), what="jobs submitted and polled")
+    wait_for(lambda: runpod_server.submissions == 2 and job_polled(runpod_server),
+             what="jobs submitted and polled", workers=[first])
     stored = Generation.objects.get(id=generation.id).external_jobs
     assert {job["job_id"] for job in stored.values()} == set(runpod_server.jobs)  # stored before polling
 
@@ -92,9 +94,9 @@ def test_sigkilled_worker_is_replaced_and_the_generation_resumes_without_a_secon
     assert task.status == "RUNNING"  # what the dead worker left behind
     runpod_server.hold = False
 
-    workers(WORKER_STALE_SECONDS="1")
+    second = workers(WORKER_STALE_SECONDS="1")
     wait_for(lambda: Generation.objects.get(id=generation.id).status == GenerationStatus.COMPLETED,
-             what="generation completed by the second worker")
+             what="generation completed by the second worker", workers=[first, second])
     generation.refresh_from_db()
     assert runpod_server.submissions == 2  # one /run per slot, none repeated after the crash
     assert sorted(generation.images.values_list("batch_index", flat=True)) == [0, 1]
