@@ -221,10 +221,11 @@ def _sized_source(source: str | os.PathLike | IO[bytes]) -> Iterator[tuple[IO[by
     if isinstance(source, (str, os.PathLike)):
         try:
             stat = os.stat(source)
+            check(stat.st_size)
+            fh = open(source, "rb")
         except OSError as exc:
             raise _refuse(f"Cannot read {os.fspath(source)}: {exc.strerror}") from None
-        check(stat.st_size)
-        with open(source, "rb") as fh:
+        with fh:
             yield fh, stat.st_size
         return
     size = getattr(source, "size", None)

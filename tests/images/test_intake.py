@@ -312,3 +312,10 @@ def test_exif_orientation_is_applied_to_facts_thumbnail_and_optimised_file(tmp_p
     result = image_optimize(image_id=image.id, actor=Actor.system(), width=90, height=108)
     with PILImage.open(result.file.path) as im:
         assert im.size == (72, 108)
+
+
+def test_unreadable_paths_are_refused_with_a_clear_error(tmp_path):
+    with pytest.raises(InvalidInputError, match="Cannot read .*missing.png"):
+        image_intake(source=tmp_path / "missing.png", filename="missing.png", source_kind=ImageSource.IMPORTED)
+    with pytest.raises(InvalidInputError, match="Cannot read"):
+        image_intake(source=tmp_path, filename="dir.png", source_kind=ImageSource.IMPORTED)
