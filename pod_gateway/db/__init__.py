@@ -1,0 +1,1 @@
+"""Database backends of the gateway (thin subclasses of Django's)."""
