@@ -57,7 +57,7 @@ def main(mode: str) -> int:
     web = [
         sys.executable, "-m", "gunicorn", "pod_gateway.wsgi:application",
         "--bind", f"{host}:{port}", "--workers", workers, "--threads", "4",
-        "--graceful-timeout", "30", "--access-logfile", "-" if mode == "serve" else "/dev/null",
+        "--graceful-timeout", "30", "--no-control-socket",
     ]
     worker = [sys.executable, "manage.py", "db_worker", "--no-reload", "--queue-name", "*"]
     env = dict(os.environ)
