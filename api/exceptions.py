@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
+from functools import wraps
 from http import HTTPStatus
 from typing import Any
 
@@ -69,6 +71,24 @@ def error_response(
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def require_get(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Like Django's `require_GET`, but a wrong method gets the coded API error, not an empty 405."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return error_response(
+                request,
+                status=405,
+                code="METHOD_NOT_ALLOWED",
+                message=f"Method {request.method} is not allowed here",
+                headers={"Allow": "GET, HEAD"},
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _reason(status: int) -> str:

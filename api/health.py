@@ -11,9 +11,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
-from api.exceptions import error_response
+from api.exceptions import error_response, require_get
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def _check_worker() -> None:
 CHECKS = {"database": _check_database, "cache": _check_cache, "worker": _check_worker}
 
 
-@require_GET
+@require_get
 def ready(request: HttpRequest) -> HttpResponse:
     """200 with every check "ok", or 503 SERVICE_UNAVAILABLE naming the checks that failed and why."""
     results: dict[str, str] = {}

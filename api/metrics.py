@@ -6,12 +6,11 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from api.exceptions import error_response
+from api.exceptions import error_response, require_get
 
 
 class PendingReviewCollector:
@@ -32,7 +31,7 @@ def _authorized(request: HttpRequest) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), settings.METRICS_TOKEN.encode())
 
 
-@require_GET
+@require_get
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Every process's samples (gunicorn workers, task workers) summed from PROMETHEUS_MULTIPROC_DIR."""
     if not _authorized(request):

@@ -58,3 +58,12 @@ def test_not_ready_answers_json_with_the_request_id():
     response = APIClient().get("/api/ready")
     assert response["Content-Type"] == "application/json"
     assert response["X-Request-ID"] == response.json()["request_id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/ready", "/api/metrics"])
+def test_operational_endpoints_refuse_other_methods_with_a_coded_error(path):
+    response = APIClient().post(path)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
