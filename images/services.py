@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from images.models import Image, ImageStatus, ImageTransition, Via
 from pod_gateway import metrics
+from pod_gateway.db.bulk import insert_rows
 from pod_gateway.errors import DomainError, InvalidStateError, NotFoundError
 from webhooks.models import EventType
 from webhooks.services import event_record, events_record
@@ -159,27 +160,23 @@ def _apply(movable: list[tuple[str, str]], *, to_status: str, actor: Actor, note
         return
     moved_ids = [image_id for image_id, _ in movable]
     now = timezone.now()
+    label = actor.label
     Image.objects.filter(id__in=moved_ids).update(status=to_status, updated_at=now)
-    ImageTransition.objects.bulk_create(
-        [
-            ImageTransition(
-                image_id=image_id,
-                from_status=from_status,
-                to_status=to_status,
-                actor=actor.user,
-                actor_label=actor.label,
-                via=actor.via,
-                note=note,
-            )
-            for image_id, from_status in movable
-        ]
+    # Only the image and its previous status differ between rows; `insert_rows` converts the rest once
+    # (bulk_create's per-row instances and conversions cost more than the INSERT itself at 500 rows).
+    insert_rows(
+        ImageTransition,
+        fields=["image_id", "from_status"],
+        rows=movable,
+        constants={"to_status": to_status, "actor_id": actor.user.pk if actor.user is not None else None,
+                   "actor_label": label, "via": actor.via, "note": note, "created_at": now},
     )
     if to_status in EVENTS:
         events_record(
             event_type=EVENTS[to_status],
             payloads=[
                 {"image_id": image_id, "status": to_status, "previous_status": from_status,
-                 "actor": actor.label, "via": actor.via, "note": note}
+                 "actor": label, "via": actor.via, "note": note}
                 for image_id, from_status in movable
             ],
         )

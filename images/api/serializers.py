@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -212,6 +213,10 @@ class DeleteInputSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False)
 
 
+# An id that cleaning, trimming and the markup check would all return unchanged.
+_PLAIN_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{ID_MAX_LENGTH}}}")
+
+
 class ImageIdsField(serializers.ListField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
@@ -220,6 +225,13 @@ class ImageIdsField(serializers.ListField):
             max_length=MAX_BATCH_IDS,
             **kwargs,
         )
+
+    def run_child_validation(self, data: list) -> list:
+        # 500 ids through the child field cost more than the batch's SQL; ids made only of id
+        # characters pass it unchanged, so they skip it. Anything else gets the full check and its errors.
+        if all(type(item) is str and _PLAIN_ID.fullmatch(item) for item in data):
+            return list(data)
+        return super().run_child_validation(data)
 
 
 class BatchInputSerializer(serializers.Serializer):

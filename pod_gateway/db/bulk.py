@@ -1,0 +1,88 @@
+"""Multi-row INSERTs for append-only rows the caller never reads back (history, outbox events).
+
+`QuerySet.bulk_create` builds a model instance per row and converts every field of every row
+(`pre_save`, `get_db_prep_save`); for a 500-image batch that cost several times the database work
+itself. `insert_rows` does the same INSERT from plain values: what is the same for every row (the
+actor, the time, field defaults) is converted once, and only the columns that differ per row are
+converted per row. Like `bulk_create` it sends no signals and calls no `save()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import connections, models, router
+from django.utils import timezone
+
+# Fields whose Python strings are already the database value (no per-value conversion needed).
+_TEXT_TYPES = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
+# psycopg's protocol limit on parameters per statement, for backends that declare none.
+_DEFAULT_MAX_PARAMS = 65535
+
+
+def insert_rows(
+    model: type[models.Model],
+    *,
+    fields: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+) -> int:
+    """INSERT one row per item of `rows` (values of `fields`, in order); `constants` go in every row.
+
+    Values of text columns (and of keys to text primary keys) must already be `str` (or None).
+
+    Concrete fields named in neither get their default (callables per row, like `bulk_create`);
+    `auto_now`/`auto_now_add` fields one `timezone.now()` for the whole insert. Returns the row count.
+    """
+    connection = connections[router.db_for_write(model)]
+    opts = model._meta
+    # Keyed by field name whether the caller used it or the attname (`image` / `image_id`).
+    constants = {opts.get_field(name).name: value for name, value in (constants or {}).items()}
+    given = {opts.get_field(name).name for name in fields} | constants.keys()
+    per_row_defaults: list[models.Field] = []
+    for field in opts.concrete_fields:
+        if field.name in given or isinstance(field, models.AutoField):
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            constants[field.name] = timezone.now()
+        elif callable(field.default) and field.has_default():
+            per_row_defaults.append(field)
+        else:
+            constants[field.name] = field.get_default()
+    varying = [opts.get_field(name) for name in fields]
+    converters = [None if _stored_as_given(field) else field for field in varying]
+    fixed = [opts.get_field(name) for name in constants]
+    fixed_values = [field.get_db_prep_save(constants[field.name], connection) for field in fixed]
+    columns = [f.column for f in (*per_row_defaults, *varying, *fixed)]
+
+    params: list[Any] = []
+    count = 0
+    for row in rows:
+        params.extend(field.get_db_prep_save(field.get_default(), connection) for field in per_row_defaults)
+        params.extend(
+            value if field is None else field.get_db_prep_save(value, connection)
+            for field, value in zip(converters, row, strict=True)
+        )
+        params.extend(fixed_values)
+        count += 1
+    if not count:
+        return 0
+
+    width = len(columns)
+    max_params = connection.features.max_query_params or _DEFAULT_MAX_PARAMS
+    per_statement = max(1, max_params // width)
+    quote = connection.ops.quote_name
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    row_marks = "(" + ", ".join(["%s"] * width) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, count, per_statement):
+            chunk = min(per_statement, count - start)
+            cursor.execute(head + ", ".join([row_marks] * chunk), params[start * width:(start + chunk) * width])
+    return count
+
+
+def _stored_as_given(field: models.Field) -> bool:
+    """Whether a str value of this field (or of the key it refers to) is stored unchanged."""
+    target = field.target_field if field.is_relation else field
+    return target.get_internal_type() in _TEXT_TYPES
