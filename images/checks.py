@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 
-DEFAULT_SECRET_PREFIX = "insecure-development-key"
+WEAK_SECRET_PREFIXES = ("django-insecure", "insecure", "changeme", "change-me", "secret")
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
@@ -79,9 +79,17 @@ def _publishing_issues() -> list[ConfigIssue]:
 
 def _security_issues() -> list[ConfigIssue]:
     issues = []
-    if not settings.DEBUG and settings.SECRET_KEY.startswith(DEFAULT_SECRET_PREFIX):
+    key = settings.SECRET_KEY
+    if not settings.DEBUG and (len(key) < 32 or len(set(key)) < 5 or key.startswith(WEAK_SECRET_PREFIXES)):
         issues.append(ConfigIssue(
-            WARNING, "SECRET_KEY", "the built-in development key is used with DEBUG off; set a random secret", "W003"
+            WARNING, "SECRET_KEY",
+            "weak (short, repetitive or a placeholder) with DEBUG off; set a random secret", "W003",
+        ))
+    if not os.environ.get("SECRET_KEY", "").strip():
+        issues.append(ConfigIssue(
+            INFO, "SECRET_KEY",
+            f"not set: the random key kept in {settings.DATA_DIR / 'secret_key'} is used"
+            " (set one when several hosts serve the gateway)",
         ))
     if not settings.DEBUG and settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         issues.append(ConfigIssue(

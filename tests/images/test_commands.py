@@ -21,7 +21,6 @@ from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 from rest_framework.authtoken.models import Token
 
-from images.checks import DEFAULT_SECRET_PREFIX
 from images.models import Generation, Image, ImageStatus, ImageTransition
 
 pytestmark = pytest.mark.django_db
@@ -235,13 +234,13 @@ def test_check_config_passes_with_defaults_and_fails_on_errors(settings):
 
 def test_check_config_security_and_storage_findings(settings, tmp_path):
     settings.DEBUG = False
-    settings.SECRET_KEY = DEFAULT_SECRET_PREFIX + "-set-SECRET_KEY-in-production"
+    settings.SECRET_KEY = "changeme"
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     settings.MEDIA_ROOT = not_a_dir / "media"
     out, _ = run_failing("check_config", "--no-create")
-    assert "SECRET_KEY: the built-in development key is used with DEBUG off" in out
+    assert "⚠ [WARNING] SECRET_KEY: weak (short, repetitive or a placeholder) with DEBUG off" in out
     assert "WEBHOOK_ALLOW_PRIVATE_URLS" in out
     assert f"MEDIA_ROOT: {not_a_dir} is not a directory" in out
 
