@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
 from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
@@ -98,13 +100,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(QualitySerializer)
     def get_quality(self, image: Image) -> dict[str, Any]:
-        quality = image.quality or {}
-        return {
-            "valid": bool(quality.get("valid", image.quality_valid)),
-            "errors": list(quality.get("errors", [])),
-            "warnings": list(quality.get("warnings", [])),
-            "info": quality.get("info", {}),
-        }
+        return quality_data(image.quality, image.quality_valid)
 
     def _url(self, image: Image, name: str) -> str:
         request = self.context["request"]
@@ -117,6 +113,88 @@ class ImageSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_thumbnail_url(self, image: Image) -> str | None:
         return self._url(image, "image-thumbnail") if image.thumbnail else None
+
+
+def quality_data(quality: dict | None, quality_valid: bool) -> dict[str, Any]:
+    """The `quality` member of an image's representation, from its stored report."""
+    quality = quality or {}
+    return {
+        "valid": bool(quality.get("valid", quality_valid)),
+        "errors": list(quality.get("errors", [])),
+        "warnings": list(quality.get("warnings", [])),
+        "info": quality.get("info", {}),
+    }
+
+
+# What `ImageSerializer` reads, as `.values()` columns, for `image_list_data`.
+IMAGE_LIST_COLUMNS = (
+    "id", "status", "source", "generation_id", "prompt", "width", "height", "dpi", "format", "file_size",
+    "sha256", "thumbnail", "quality", "quality_valid", "created_at", "updated_at",
+    "product__id", "product__status", "product__external_url",
+)
+HISTORY_LIST_COLUMNS = ("image_id", "from_status", "to_status", "actor_label", "via", "note", "created_at")
+_URL_SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
+_PK_MARK = "pk-mark"
+
+
+def image_list_data(rows: list[dict[str, Any]], history: Iterable[tuple], *, request: Request) -> list[dict]:
+    """`ImageSerializer(many=True).data` for a page, from `.values()` rows instead of model instances.
+
+    Same members, order and values (tests compare the two); a page of 50 through the nested serializers
+    cost ~10x the queries behind it: per-row instances, a serializer field walk per attribute, two
+    `reverse()` calls per row. Here the URLs are one prefix per request and the fields plain lookups.
+    `history` is `HISTORY_LIST_COLUMNS` tuples of the page's images in history order.
+    """
+    # DRF's own field, its time zone looked up once rather than per value.
+    moment = serializers.DateTimeField(default_timezone=serializers.DateTimeField().default_timezone())
+    when = moment.to_representation
+    entries: dict[str, list[dict]] = {}
+    for image_id, from_status, to_status, actor, via, note, created_at in history:
+        entries.setdefault(image_id, []).append({
+            "from_status": from_status, "to_status": to_status, "actor": actor, "via": via, "note": note,
+            "created_at": when(created_at),
+        })
+    file_url = _url_maker("image-file", request)
+    thumbnail_url = _url_maker("image-thumbnail", request)
+    results = []
+    for row in rows:
+        image_id = row["id"]
+        product_id = row["product__id"]
+        results.append({
+            "id": image_id,
+            "status": row["status"],
+            "source": row["source"],
+            "generation": row["generation_id"],
+            "prompt": row["prompt"],
+            "width": row["width"],
+            "height": row["height"],
+            "dpi": row["dpi"],
+            "format": row["format"],
+            "file_size": row["file_size"],
+            "sha256": row["sha256"],
+            "file_url": file_url(image_id),
+            "thumbnail_url": thumbnail_url(image_id) if row["thumbnail"] else None,
+            "quality": quality_data(row["quality"], row["quality_valid"]),
+            "history": entries.get(image_id, []),
+            "product": None if product_id is None else {
+                "id": product_id, "status": row["product__status"], "external_url": row["product__external_url"],
+            },
+            "created_at": when(row["created_at"]),
+            "updated_at": when(row["updated_at"]),
+        })
+    return results
+
+
+def _url_maker(name: str, request: Request):
+    """`id → reverse(name, pk=id, request=request)`, reversing once and reusing the prefix and suffix."""
+    before, _, after = reverse(name, kwargs={"pk": _PK_MARK}, request=request).partition(_PK_MARK)
+
+    def url(image_id: str) -> str:
+        if _URL_SAFE_ID.fullmatch(image_id):  # nothing for reverse() to quote
+            return f"{before}{image_id}{after}"
+        return reverse(name, kwargs={"pk": image_id}, request=request)
+
+    return url
 
 
 class BatchFailureSerializer(serializers.Serializer):
