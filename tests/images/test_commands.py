@@ -184,6 +184,8 @@ def test_create_api_token_creates_user_role_and_prints_token_last(db):
     assert list(user.groups.values_list("name", flat=True)) == ["reviewers"]
     assert not user.has_usable_password()
     assert "Created user alice" in out
+    user.refresh_from_db()
+    assert user.is_staff and not user.is_superuser
     again = run("create_api_token", "alice", "--role", "publisher")
     assert again.splitlines()[-1] == out.splitlines()[-1]
     assert set(user.groups.values_list("name", flat=True)) == {"reviewers", "publishers"}
@@ -198,6 +200,7 @@ def test_create_api_token_default_role_is_client(db):
     user = User.objects.get(username="bob")
     assert list(user.groups.values_list("name", flat=True)) == ["clients"]
     assert out.splitlines()[-1] == user.auth_token.key
+    assert not user.is_staff
 
 
 def test_optimize_images_command(tmp_path, make_image, settings):

@@ -11,6 +11,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 ROLE_GROUPS = {"client": "clients", "reviewer": "reviewers", "publisher": "publishers"}
+STAFF_ROLES = {"reviewer", "publisher"}
 
 
 class Command(BaseCommand):
@@ -48,6 +49,11 @@ class Command(BaseCommand):
                 if not user.groups.filter(pk=group.pk).exists():
                     user.groups.add(group)
                     self.stdout.write(f"Added {username} to {group.name}")
+                # Reviewers and publishers work in the admin too (once they have a password).
+                if role in STAFF_ROLES and not user.is_staff:
+                    user.is_staff = True
+                    user.save(update_fields=["is_staff"])
+                    self.stdout.write(f"Gave {username} access to the admin")
             token, token_created = Token.objects.get_or_create(user=user)
         self.stdout.write(f"{'Created' if token_created else 'Existing'} API token for {username}:")
         self.stdout.write(token.key)
