@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
+from rest_framework.settings import api_settings
 
 from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
 from images.validation import CleanCharField, validate_prompt
@@ -145,9 +147,7 @@ def image_list_data(rows: list[dict[str, Any]], history: Iterable[tuple], *, req
     `reverse()` calls per row. Here the URLs are one prefix per request and the fields plain lookups.
     `history` is `HISTORY_LIST_COLUMNS` tuples of the page's images in history order.
     """
-    # DRF's own field, its time zone looked up once rather than per value.
-    moment = serializers.DateTimeField(default_timezone=serializers.DateTimeField().default_timezone())
-    when = moment.to_representation
+    when = _datetime_text()
     entries: dict[str, list[dict]] = {}
     for image_id, from_status, to_status, actor, via, note, created_at in history:
         entries.setdefault(image_id, []).append({
@@ -183,6 +183,24 @@ def image_list_data(rows: list[dict[str, Any]], history: Iterable[tuple], *, req
             "updated_at": when(row["updated_at"]),
         })
     return results
+
+
+def _datetime_text():
+    """DRF `DateTimeField().to_representation`, with its settings and time zone looked up once."""
+    field = serializers.DateTimeField()
+    tz = field.default_timezone()
+    field = serializers.DateTimeField(default_timezone=tz)
+    if tz is None or getattr(field, "format", api_settings.DATETIME_FORMAT) != ISO_8601:
+        return field.to_representation
+
+    def text(value: Any) -> Any:
+        # What DRF does for an aware datetime in ISO 8601 output: to the current zone, `Z` for UTC.
+        if isinstance(value, datetime) and value.utcoffset() is not None:
+            value = value.astimezone(tz).isoformat()
+            return value[:-6] + "Z" if value.endswith("+00:00") else value
+        return field.to_representation(value)
+
+    return text
 
 
 def _url_maker(name: str, request: Request):

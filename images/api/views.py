@@ -184,6 +184,8 @@ class ImageViewSet(
             return Image.objects.select_related("product").prefetch_related("history")
         # The list reads plain rows (see `list`); the product comes from a join, the history from one query.
         queryset = Image.objects.all()
+        if not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields):
+            return queryset  # nothing to validate or filter by (no filter declares a default)
         params = s.ImageFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
         filters = params.validated_data
@@ -198,7 +200,12 @@ class ImageViewSet(
     def list(self, request: Request, *args, **kwargs) -> Response:
         # Same three queries as select_related + prefetch (count, page, history) and the same body as
         # ImageSerializer, without building and walking model instances row by row.
-        rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*s.IMAGE_LIST_COLUMNS))
+        queryset = self.filter_queryset(self.get_queryset())
+        rows_queryset = queryset.values(*s.IMAGE_LIST_COLUMNS)
+        # The v1 page count: the rows without the product join, which cannot change their number
+        # (one product per image) but makes COUNT(*) join every image in the database.
+        rows_queryset.count = queryset.count
+        rows = self.paginate_queryset(rows_queryset)
         page_ids = [row["id"] for row in rows]
         history = (
             ImageTransition.objects.filter(image_id__in=page_ids).values_list(*s.HISTORY_LIST_COLUMNS)
