@@ -27,8 +27,11 @@ def event_record(*, event_type: str, data: dict[str, Any]) -> WebhookEvent:
 def events_record(*, event_type: str, payloads: Iterable[dict[str, Any]]) -> int:
     """Record one event per payload with a single INSERT (set-wise, for batch actions); returns the count."""
     _check(event_type)
+    payloads = list(payloads)
+    # The rows share one created_at, so the outbox order (created_at, id) within the batch is the id
+    # order: ids made for the batch and handed out sorted keep the events in the order given.
+    ids = sorted(WebhookEvent._meta.pk.get_default() for _ in payloads)
     # Plain rows rather than bulk_create: a 500-image batch would otherwise spend most of its time
-    # building and converting WebhookEvent instances nobody reads (ids and created_at come from the
-    # model's defaults either way).
-    return insert_rows(WebhookEvent, fields=["data"], rows=([data] for data in payloads),
+    # building and converting WebhookEvent instances nobody reads.
+    return insert_rows(WebhookEvent, fields=["id", "data"], rows=zip(ids, payloads, strict=True),
                        constants={"event_type": event_type})

@@ -53,3 +53,17 @@ def test_api_batch_approve_of_500_takes_as_many_queries_as_10(reviewer_actor, se
 
     queries(warm)  # the client's first request creates its rate-limit bucket
     assert queries(big) == queries(small)
+
+
+def test_batch_events_keep_the_order_of_the_batch(reviewer_actor):
+    ids = _pending(50, "f")
+    images_approve(image_ids=ids, actor=reviewer_actor, note="ok")
+    events = list(WebhookEvent.objects.all())  # the outbox order: created_at, id
+    assert [event.data["image_id"] for event in events[:-1]] == ids
+    assert events[-1].event_type == "batch.completed"
+    assert events[0].data == {"image_id": ids[0], "status": "approved", "previous_status": "pending",
+                              "actor": "reviewer1", "via": "api", "note": "ok"}
+    assert all(event.id.startswith("evt_") and len(event.id) == 30 for event in events)
+    history = ImageTransition.objects.get(image_id=ids[0])
+    assert (history.from_status, history.to_status, history.actor_id, history.actor_label, history.via,
+            history.note) == ("pending", "approved", reviewer_actor.user.pk, "reviewer1", "api", "ok")
