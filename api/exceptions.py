@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousMultipartForm, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.views import set_rollback
@@ -135,7 +136,8 @@ DRF_CODES: list[tuple[type[drf.APIException], str]] = [
 ]
 STATUS_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "UNPROCESSABLE", 429: "RATE_LIMIT_EXCEEDED",
+    409: "CONFLICT", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "UNPROCESSABLE",
+    429: "RATE_LIMIT_EXCEEDED",
     500: "INTERNAL_ERROR", 502: "EXTERNAL_SERVICE_ERROR", 503: "SERVICE_UNAVAILABLE",
 }
 
@@ -150,6 +152,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
     set_rollback()
     if isinstance(exc, DomainError):
         return error_response(request, status=exc.status, code=exc.code, message=exc.message, details=exc.details)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, met when a view reads a body that BodySizeLimitMiddleware let by.
+        return error_response(request, status=413, code="REQUEST_TOO_LARGE", message="The request body is too large")
+    if isinstance(exc, (SuspiciousMultipartForm, TooManyFieldsSent, TooManyFilesSent)):
+        # Too many form fields or files, a malformed multipart body: the client's input, not our bug.
+        return error_response(request, status=400, code="MALFORMED_REQUEST", message=str(exc) or "Malformed request")
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

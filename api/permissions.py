@@ -29,6 +29,9 @@ class ActionPermission(BasePermission):
         if not (user and user.is_authenticated):
             return False
         method = request.method.lower()
+        if method not in view.http_method_names:
+            # The view refuses this method (e.g. PUT where only PATCH is offered): let the 405 through.
+            return True
         if method == "options":
             # DRF's metadata (OPTIONS) describes the endpoint; being signed in is enough to read it.
             return True

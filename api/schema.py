@@ -16,6 +16,7 @@ ERROR_DESCRIPTIONS = {
     "405": "METHOD_NOT_ALLOWED",
     "406": "NOT_ACCEPTABLE",
     "409": "CONFLICT, INVALID_STATE or DUPLICATE_PROMPT",
+    "413": "REQUEST_TOO_LARGE: the body is over the limit (JSON 1 MiB; an upload IMAGE_MAX_BYTES)",
     "415": "UNSUPPORTED_MEDIA_TYPE",
     "422": "IDEMPOTENCY_KEY_REUSED",
     "429": "RATE_LIMIT_EXCEEDED (Retry-After)",
@@ -23,7 +24,7 @@ ERROR_DESCRIPTIONS = {
 }
 # Errors any authenticated call may meet; writes add the body-related ones.
 READ_ERRORS = ("400", "401", "403", "404", "405", "406", "429")
-WRITE_ERRORS = READ_ERRORS + ("409", "415", "422", "502")
+WRITE_ERRORS = READ_ERRORS + ("409", "413", "415", "422", "502")
 PUBLIC_ERRORS = ("405", "406", "429")
 
 ErrorEnvelope = inline_serializer(

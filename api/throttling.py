@@ -78,13 +78,15 @@ class RateLimitExceeded(Throttled):
 
     def __init__(self, decision: Decision) -> None:
         retry_after = decision.reset_seconds
+        # `wait` is set after DRF's __init__, which would otherwise append its own "Expected available in
+        # N seconds." to a message that already says when to retry.
         super().__init__(
-            wait=retry_after,
             detail=(
                 f"Rate limit exceeded for the {decision.tier} tier ({decision.limit} requests per "
                 f"{decision.window} s); retry in {retry_after} s"
             ),
         )
+        self.wait = retry_after
         self.error_details = {
             "tier": decision.tier,
             "limit": decision.limit,

@@ -53,6 +53,9 @@ class VersionView(PublicView):
 
 
 class HealthView(PublicView):
+    # Liveness probes poll forever from one address; throttling them would report a healthy process dead.
+    throttle_classes: list = []
+
     @extend_schema(
         operation_id="health",
         tags=["meta"],
@@ -82,6 +85,7 @@ class SwaggerView(SpectacularSwaggerView):
 
 class RedocView(SpectacularRedocView):
     versioning_class = None
+    template_name = "api/redoc.html"
 
 
 def unsupported_version(request: HttpRequest, version: str) -> HttpResponse:

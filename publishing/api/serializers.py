@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from images.validation import clean_text
-from publishing.models import Platform, Product, ProductTemplate
+from publishing.models import Platform, Product, ProductStatus, ProductTemplate
 from publishing.services import PRICE_MAX_CENTS, TITLE_MAX
 
 MAX_BATCH_IDS = 500
@@ -19,6 +19,22 @@ class CleanText(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:
         return clean_text(super().to_internal_value(data))
+
+
+def _choice(choices: list[str]) -> serializers.ChoiceField:
+    """An optional enum whose refusal names the allowed values (CONTRACT §4 input rules)."""
+    return serializers.ChoiceField(
+        choices=choices, required=False,
+        error_messages={"invalid_choice": f'"{{input}}" is not a valid choice. Allowed: {", ".join(choices)}.'},
+    )
+
+
+class ProductFilterSerializer(serializers.Serializer):
+    """Query parameters of `GET products`."""
+
+    status = _choice(ProductStatus.values)
+    platform = _choice(Platform.values)
+    image = CleanText(max_length=ID_MAX_LENGTH, required=False)
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -43,10 +59,7 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
     name = CleanText(max_length=200)
     title_template = CleanText(max_length=500, required=False)
     description_template = CleanText(max_length=5000, required=False, allow_blank=True)
-    platform = serializers.ChoiceField(
-        choices=Platform.values, required=False,
-        error_messages={"invalid_choice": f'"{{input}}" is not a valid choice. Allowed: {", ".join(Platform.values)}.'},
-    )
+    platform = _choice(Platform.values)
     variant_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=500, required=False)
     tags = serializers.ListField(child=CleanText(max_length=100), max_length=50, required=False)
     price_cents = serializers.IntegerField(min_value=1, max_value=PRICE_MAX_CENTS, required=False)

@@ -6,7 +6,7 @@ Views validate input and call publishing.services; errors become coded responses
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -28,6 +28,7 @@ def api_actor(request: Request) -> Actor:
     return Actor(request.user, Via.API)
 
 
+@extend_schema_view(list=extend_schema(parameters=[s.ProductFilterSerializer]))
 @extend_schema(tags=["products"])
 class ProductViewSet(ActionPolicyMixin, VersionedPaginationMixin, viewsets.ReadOnlyModelViewSet):
     """Products, newest first; filter with `status`, `platform`, `image`."""
@@ -38,10 +39,13 @@ class ProductViewSet(ActionPolicyMixin, VersionedPaginationMixin, viewsets.ReadO
 
     def get_queryset(self) -> QuerySet[Product]:
         queryset = Product.objects.all()
-        params = self.request.query_params
+        if self.action != "list":
+            return queryset
+        params = s.ProductFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
         for name, field in (("status", "status"), ("platform", "platform"), ("image", "image_id")):
-            if params.get(name):
-                queryset = queryset.filter(**{field: params[name]})
+            if params.validated_data.get(name):
+                queryset = queryset.filter(**{field: params.validated_data[name]})
         return queryset
 
     @extend_schema(summary="Retry a failed product", request=None, responses={202: s.ProductSerializer})
