@@ -47,13 +47,16 @@ class ComfyUIBackend:
         entry = http.json_body(response, service=SERVICE).get(job_id)
         if not entry:
             return JobResult.pending()  # still queued or running: history only lists finished prompts
-        status = entry.get("status") or {}
+        if not isinstance(entry, dict):
+            raise BackendError("ComfyUI answered with a history entry that is not an object")
+        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
         if status.get("status_str") == "error":
             return JobResult.failed(_error_message(status))
+        outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
         files = [
             image
-            for output in (entry.get("outputs") or {}).values()
-            for image in (output.get("images") or [])
+            for output in outputs.values() if isinstance(output, dict)
+            for image in (output.get("images") or []) if isinstance(image, dict)
             if image.get("type", "output") == "output"
         ]
         if not files:

@@ -74,11 +74,15 @@ def request(
     return response
 
 
-def json_body(response: requests.Response, *, service: str) -> Any:
+def json_body(response: requests.Response, *, service: str) -> dict[str, Any]:
+    """The JSON object the service answered; BackendError for anything else (not JSON, a list, …)."""
     try:
-        return response.json()
+        body = response.json()
     except ValueError as exc:
         raise BackendError(f"{service} answered with something that is not JSON") from exc
+    if not isinstance(body, dict):
+        raise BackendError(f"{service} answered with JSON that is not an object")
+    return body
 
 
 def download(s: requests.Session, url: str, *, service: str, request_id: str | None = None) -> bytes:

@@ -192,3 +192,26 @@ def test_get_backend_refuses_unconfigured_runpod(settings):
     settings.RUNPOD_API_KEY = "x"
     with pytest.raises(BackendError, match="RUNPOD_ENDPOINT_ID"):
         get_backend("runpod")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [["not", "an", "object"], {"ID": "oops"}, {"ID": {"outputs": [1], "status": "done"}},
+     {"ID": {"outputs": {"9": {"images": ["x.png"]}, "8": "junk"}, "status": {"completed": True}}}],
+)
+def test_comfyui_malformed_history_is_a_backend_error_or_a_failed_job(comfyui, comfyui_server, answer, monkeypatch):
+    job_id = comfyui.submit(REQUEST)
+    body = {job_id: answer["ID"]} if isinstance(answer, dict) else answer
+    monkeypatch.setattr(comfyui_server, "history", lambda prompt_id: body)
+    try:
+        result = comfyui.poll(job_id, REQUEST)
+    except BackendError:
+        return
+    assert result.state == JobState.FAILED
+
+
+def test_runpod_status_that_is_not_an_object_is_a_backend_error(runpod, runpod_server, monkeypatch):
+    job_id = runpod.submit(REQUEST)
+    monkeypatch.setattr(runpod_server, "status", lambda job: ["IN_QUEUE"])
+    with pytest.raises(BackendError, match="not an object"):
+        runpod.poll(job_id, REQUEST)

@@ -286,3 +286,26 @@ def test_generate_command_wait_runs_the_task_without_a_worker_and_prints_image_i
     assert generation.status == GenerationStatus.COMPLETED
     assert lines == [generation.id, *generation.images.order_by("batch_index").values_list("id", flat=True)]
     assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+
+
+@pytest.mark.django_db
+def test_generate_command_duplicate_names_the_option_that_allows_it():
+    call_command("generate", "retro sunset cat", "--width", "512", "--height", "512")
+    with pytest.raises(CommandError, match="add --allow-duplicate") as refused:
+        call_command("generate", "retro sunset cat", "--width", "512", "--height", "512")
+    assert Generation.objects.get().id in str(refused.value)
+    call_command("generate", "retro sunset cat", "--width", "512", "--height", "512", "--allow-duplicate")
+    assert Generation.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generate_wait_resumes_a_task_left_running_by_a_killed_worker(capsys):
+    """The worker died mid-task (its task still RUNNING) and no worker is left: --wait finishes it itself."""
+    from images.management.commands.generate import Command
+
+    generation = create(prompt="retro sunset cat", batch_size=2, backend="procedural")
+    DBTaskResult.objects.update(status="RUNNING", worker_ids=["killed-worker"], started_at=generation.created_at)
+    Command().wait(generation, timeout=15)
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.COMPLETED and generation.success_count == 2
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"

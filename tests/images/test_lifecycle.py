@@ -112,3 +112,17 @@ def test_history_is_append_only(make_image, reviewer_actor):
     row.note = "rewritten"
     with pytest.raises(ValueError):
         row.save()
+
+
+def test_events_are_recorded_once_per_change_and_never_for_a_skipped_image(make_image, reviewer_actor):
+    pending, approved, rejected = make_image(), make_image(status=S.APPROVED), make_image(status=S.REJECTED)
+    images_approve(image_ids=[pending.id, approved.id, rejected.id, pending.id, "img_nope"], actor=reviewer_actor)
+    images_approve(image_ids=[pending.id], actor=reviewer_actor)  # already approved: nothing to record
+    events = WebhookEvent.objects.filter(event_type="image.approved")
+    assert sorted(e.data["image_id"] for e in events) == sorted([pending.id, rejected.id])
+    assert {e.data["image_id"]: e.data["previous_status"] for e in events}[rejected.id] == "rejected"
+    assert ImageTransition.objects.count() == 2
+    with pytest.raises(InvalidStateError):
+        image_reject(image_id=approved.id, actor=reviewer_actor)
+    assert not WebhookEvent.objects.filter(event_type="image.rejected").exists()
+    assert WebhookEvent.objects.filter(event_type="batch.completed").count() == 2

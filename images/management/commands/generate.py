@@ -15,7 +15,7 @@ from images.models import Generation, GenerationStatus, Image, Via, WorkerHeartb
 from images.services import Actor
 from images.tasks import generation_run
 from images.validation import GenerateInputSerializer
-from images.worker import task_run_here
+from images.worker import task_run_here, tasks_requeue_stale
 from pod_gateway.errors import DuplicatePromptError
 
 # Options passed through to GenerateInputSerializer as strings, so it (not argparse) names the field.
@@ -51,7 +51,11 @@ class Command(BaseCommand):
         try:
             generation = generation_create(data=serializer.validated_data, actor=Actor(None, Via.COMMAND))
         except DuplicatePromptError as exc:
-            raise CommandError(exc.message) from exc
+            existing = exc.details["existing_generation_id"]
+            raise CommandError(
+                f"The same prompt and parameters were already generated in {existing}; "
+                "add --allow-duplicate to generate again"
+            ) from exc
         self.stdout.write(generation.id)
         if options["wait"]:
             self.wait(generation, timeout=options["timeout"])
@@ -64,11 +68,14 @@ class Command(BaseCommand):
                 break
             if time.monotonic() > deadline:
                 raise CommandError(f"Gave up waiting after {timeout:g}s; {generation.id} is {generation.status}")
-            task_id = self._ready_task(generation.id)
-            if task_id is not None and not self._worker_alive():
-                # No worker would pick it up: run it here, exactly as a worker would.
-                task_run_here(task_id=task_id)
-                continue
+            if not self._worker_alive():
+                # A worker killed while running it left the task RUNNING, and no worker is left to
+                # requeue it: do what a worker's heartbeat would, then run it here as a worker would.
+                tasks_requeue_stale()
+                task_id = self._ready_task(generation.id)
+                if task_id is not None:
+                    task_run_here(task_id=task_id)
+                    continue
             time.sleep(0.5)
         images = Image.objects.filter(generation=generation).order_by("batch_index")
         image_ids = list(images.values_list("id", flat=True))
