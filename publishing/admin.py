@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 
 from images.admin import REVIEW_CSS, admin_actor, admin_url, status_badge, thumbnail_html
 from pod_gateway.errors import DomainError
+from publishing.forms import ProductTemplateForm
 from publishing.models import Product, ProductTemplate
 from publishing.services import (
     product_retry,
@@ -20,20 +22,6 @@ from publishing.services import (
     product_template_delete,
     product_template_update,
 )
-
-
-class ProductTemplateForm(forms.ModelForm):
-    class Meta:
-        model = ProductTemplate
-        fields = [
-            "name", "platform", "is_default", "blueprint_id", "print_provider_id", "variant_ids", "price_cents",
-            "position", "x", "y", "scale", "angle", "title_template", "description_template", "tags",
-        ]
-
-    def _get_validation_exclusions(self) -> set[str]:
-        # Marking a second default is how the default changes: the service unmarks the old one, so the
-        # single-default constraint must not refuse the form first.
-        return super()._get_validation_exclusions() | {"is_default"}
 
 
 @admin.register(ProductTemplate)
@@ -54,6 +42,14 @@ class ProductTemplateAdmin(admin.ModelAdmin):
                      "description": "Placeholders: {prompt}, {style}."}),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: ProductTemplate | None = None) -> list:
+        if obj is not None:
+            return self.fieldsets
+        # A new template has no id or record yet (the id shown would not be the one it gets).
+        first, *rest = self.fieldsets
+        first = (first[0], {**first[1], "fields": [f for f in first[1]["fields"] if f != "id"]})
+        return [first, *[fieldset for fieldset in rest if fieldset[0] != "Record"]]
 
     def save_model(self, request: HttpRequest, obj: ProductTemplate, form: Any, change: bool) -> None:
         # Through the services, which keep a single default template.
@@ -88,8 +84,9 @@ class ProductTemplateAdmin(admin.ModelAdmin):
 class ProductAdmin(admin.ModelAdmin):
     """Published (or publishing) designs; read-only, since only the pipeline moves a product on."""
 
-    list_display = ["id", "thumbnail_column", "image_link", "status_column", "platform", "template",
-                    "external_link", "attempts", "created_at", "published_at"]
+    # Few, compact columns: the list must fit a laptop screen beside its filters.
+    list_display = ["thumbnail_column", "image_column", "status_column", "template_column", "external_link",
+                    "attempts", "published_column"]
     list_filter = ["status", "platform", "created_at"]
     list_select_related = ["image", "template"]
     search_fields = ["=id", "=image__id", "external_id", "title", "image__prompt"]
@@ -113,9 +110,26 @@ class ProductAdmin(admin.ModelAdmin):
         url = admin_url("images_image_change", obj.image_id)
         return format_html('<a href="{}">{}</a>', url, obj.image_id)
 
+    @admin.display(description="Design", ordering="image__created_at")
+    def image_column(self, obj: Product) -> str:
+        # The prompt says which design it is; the opaque image id is in the tooltip and on the product page.
+        prompt = obj.image.prompt if len(obj.image.prompt) <= 80 else obj.image.prompt[:79] + "…"
+        url = admin_url("images_image_change", obj.image_id)
+        return format_html('<a href="{}" title="{}">{}</a>', url, obj.image_id, prompt or obj.image_id)
+
+    @admin.display(description="Template", ordering="template__name")
+    def template_column(self, obj: Product) -> str:
+        return obj.template.name if obj.template else "—"
+
     @admin.display(description="Status", ordering="status")
     def status_column(self, obj: Product) -> str:
         return status_badge(obj.status)
+
+    @admin.display(description="Published", ordering="published_at")
+    def published_column(self, obj: Product) -> str:
+        if obj.published_at is None:
+            return "—"
+        return format_html('<span class="pod-created">{}</span>', date_format(localtime(obj.published_at), "M j, H:i"))
 
     @admin.display(description="On the platform")
     def external_link(self, obj: Product) -> str:

@@ -176,6 +176,45 @@ def test_publishers_manage_templates_and_marking_a_default_unmarks_the_old_one(c
     assert new.tags == ["cat"] and new.price_cents == 2500
 
 
+def template_form(**overrides) -> dict:
+    data = {"name": "Gildan 18500 hoodie", "platform": "printify", "blueprint_id": "77", "print_provider_id": "29",
+            "variant_ids": "32918, 32919,32919", "price_cents": "3499", "position": "front", "x": "0.5", "y": "0.5",
+            "scale": "1", "angle": "0", "title_template": "{prompt} hoodie", "description_template": "{prompt}",
+            "tags": "hoodie, retro sunset"}
+    return {**data, **overrides}
+
+
+def test_template_form_takes_comma_separated_variants_and_tags_and_shows_no_made_up_id(client, staff_publisher):
+    client.force_login(staff_publisher)
+    add = reverse("admin:publishing_producttemplate_add")
+
+    page = client.get(add).content.decode()
+    assert "tpl_" not in page, "the add page shows no id: the saved template gets another one"
+    assert "printify_catalog" in page, "the form says where the real ids come from"
+
+    assert client.post(add, template_form()).status_code == 302
+    template = ProductTemplate.objects.get()
+    assert template.variant_ids == [32918, 32919]
+    assert template.tags == ["hoodie", "retro sunset"]
+
+    change = client.get(admin_url("publishing_producttemplate_change", template.pk)).content.decode()
+    assert 'value="32918, 32919"' in change and 'value="hoodie, retro sunset"' in change
+
+
+def test_template_form_refuses_what_the_api_refuses(client, staff_publisher):
+    client.force_login(staff_publisher)
+    add = reverse("admin:publishing_producttemplate_add")
+
+    missing = client.post(add, template_form(blueprint_id="", variant_ids=""))
+    not_numbers = client.post(add, template_form(variant_ids="32918, black-s"))
+
+    errors = missing.context["adminform"].form.errors
+    assert "Required for a Printify template." in errors["blueprint_id"]
+    assert "Required for a Printify template." in errors["variant_ids"]
+    assert "variant_ids" in not_numbers.context["adminform"].form.errors
+    assert not ProductTemplate.objects.exists()
+
+
 def test_reviewers_cannot_change_templates(client, staff_reviewer):
     template = ProductTemplate.objects.create(name="Tee", platform="export")
     client.force_login(staff_reviewer)

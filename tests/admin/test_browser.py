@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.admin.utils import quote
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from PIL import Image as PILImage
 from PIL import ImageDraw
@@ -120,3 +121,49 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
     rejections = ImageTransition.objects.filter(to_status=S.REJECTED)
     assert {(t.note, t.actor_label, t.via) for t in rejections} == {("soft focus, not print-ready", "alice", "admin")}
     assert rejections.count() == 2
+
+
+def test_queue_and_products_fit_a_laptop_screen(live_server, transactional_db, queue_image, make_generation):
+    """At 1366×768 every column of the queue and the product list is on screen, without sideways scrolling."""
+    from playwright.sync_api import sync_playwright
+
+    from publishing.models import Product, ProductStatus, ProductTemplate
+
+    User = get_user_model()
+    User.objects.create_superuser(username="boss", password="pw-boss")
+    generation = make_generation(prompt="A retro sunset over mountains, vintage t-shirt design")
+    template = ProductTemplate.objects.create(name="Gildan 18500 hoodie, front, $34.99", blueprint_id=77,
+                                              print_provider_id=29, variant_ids=[32918], price_cents=3499)
+    for n in range(3):
+        image = queue_image(prompt=generation.prompt, generation=generation, batch_index=n,
+                            warnings=["DPI under 300"] if n else ())
+        if n == 0:
+            image.status = S.PUBLISHED
+            image.save(update_fields=["status"])
+            Product.objects.create(image=image, template=template, platform="printify",
+                                   status=ProductStatus.PUBLISHED, external_id="5f0c1a2b3c4d5e6f7a8b9c0d",
+                                   external_url="https://printify.com/app/product-details/5f0c1a2b3c4d5e6f7a8b9c0d")
+    screenshots = os.environ.get("SCREENSHOT_DIR")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        try:
+            page.goto(f"{live_server.url}/admin/")
+            page.fill("#id_username", "boss")
+            page.fill("#id_password", "pw-boss")
+            page.click("input[type=submit]")
+            for name, path in [("queue-1366", "/admin/images/image/"), ("products-1366", "/admin/publishing/product/")]:
+                page.goto(f"{live_server.url}{path}")
+                if screenshots:
+                    page.screenshot(path=f"{screenshots}/{name}.png")
+                overflow = page.evaluate(
+                    "() => { const r = document.querySelector('#changelist-form .results');"
+                    " return [r.scrollWidth, r.clientWidth, document.documentElement.scrollWidth, window.innerWidth]; }"
+                )
+                assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3], f"{path} scrolls sideways: {overflow}"
+                last_header = page.locator("#result_list thead th").last
+                box = last_header.bounding_box()
+                assert box is not None and box["x"] + box["width"] <= 1366, f"{path}: last column off screen"
+        finally:
+            browser.close()

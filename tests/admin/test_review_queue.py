@@ -249,6 +249,46 @@ def test_publish_without_any_default_template_asks_again_and_changes_nothing(cli
     assert statuses(approved) == [S.APPROVED]
 
 
+def test_publish_page_without_a_default_preselects_the_only_template_and_publishes_with_it(
+    client, staff_publisher, queue_image
+):
+    # A new publisher who just made their first template clicks straight through: no refusal after the click.
+    template = ProductTemplate.objects.create(name="Hoodie", platform="export")
+    approved = queue_image(S.APPROVED)
+    client.force_login(staff_publisher)
+
+    html = act(client, "publish_images", [approved]).content.decode()
+    assert f'<option value="{template.pk}" selected>' in html
+    assert "Default template" not in html
+
+    done = act(client, "publish_images", [approved], apply="1", template=template.pk)
+    assert done.status_code == 302
+    assert Product.objects.get(image=approved).template_id == template.pk
+
+
+def test_publish_page_names_the_default_and_without_templates_links_to_adding_one(
+    client, staff_publisher, queue_image
+):
+    approved = queue_image(S.APPROVED)
+    client.force_login(staff_publisher)
+
+    html = act(client, "publish_images", [approved]).content.decode()
+    assert "No product templates yet" in html
+    assert reverse("admin:publishing_producttemplate_add") in html
+
+    ProductTemplate.objects.create(name="Tee", platform="export")
+    ProductTemplate.objects.create(name="Mug", platform="export")
+    html = act(client, "publish_images", [approved]).content.decode()
+    assert '<option value="" selected>Choose a template…</option>' in html, "two templates, no default: none guessed"
+    refused = act(client, "publish_images", [approved], apply="1", template="")
+    assert "none is marked as default" in str(refused.context["form"].errors["template"])
+    assert statuses(approved) == [S.APPROVED]
+
+    ProductTemplate.objects.filter(name="Mug").update(is_default=True)
+    html = act(client, "publish_images", [approved]).content.decode()
+    assert "Default template (Mug)" in html
+
+
 def test_reviewers_cannot_publish_and_view_only_staff_cannot_decide(
     client, staff_reviewer, staff_client_role, queue_image
 ):

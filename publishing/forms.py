@@ -1,0 +1,130 @@
+"""Admin forms for publishing: choosing the product template, and editing a template by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.urls import reverse
+from django.utils.html import format_html
+
+from publishing.models import ProductTemplate
+
+CATALOG_HINT = "`manage.py printify_catalog --blueprint B --provider P` lists the real ids."
+
+
+class PublishForm(forms.Form):
+    """The template the selected images are published with.
+
+    With a default template, leaving the choice empty means that one (the API's rule). Without one, the
+    publisher must choose: an empty choice would only be refused after the click.
+    """
+
+    template = forms.ModelChoiceField(queryset=ProductTemplate.objects.order_by("name"), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["template"]
+        templates = list(ProductTemplate.objects.order_by("name").values_list("pk", "is_default", "name"))
+        default = next(((pk, name) for pk, is_default, name in templates if is_default), None)
+        if default is not None:
+            field.empty_label = f"Default template ({default[1]})"
+            field.help_text = "The default template is chosen; pick another one to use it for these images."
+            field.initial = default[0]
+            return
+        field.required = True
+        field.error_messages["required"] = "Choose a template: none is marked as default."
+        if not templates:
+            field.empty_label = "No product templates yet"
+            field.help_text = format_html(
+                'There are no product templates. <a href="{}">Add one</a> (blueprint, provider, variants, price), '
+                "then publish again.", reverse("admin:publishing_producttemplate_add"),
+            )
+            return
+        field.empty_label = "Choose a template…"
+        field.help_text = "No template is marked as default, so choose one."
+        if len(templates) == 1:
+            field.initial = templates[0][0]
+
+
+class ListField(forms.CharField):
+    """A list typed as comma-separated values (a JSON list is accepted too)."""
+
+    def __init__(self, *, item: type = str, **kwargs: Any) -> None:
+        self.item = item
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        if isinstance(value, list | tuple):
+            return ", ".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list:
+        text = super().to_python(value).strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                raise forms.ValidationError("Enter comma-separated values, or a JSON list") from None
+            if not isinstance(items, list):
+                raise forms.ValidationError("Enter comma-separated values, or a JSON list")
+        else:
+            items = [part for part in re.split(r"[,\s]+" if self.item is int else r",", text) if part.strip()]
+        try:
+            values = [self.item(str(item).strip()) for item in items]
+        except ValueError:
+            raise forms.ValidationError(f"“{text}” is not a list of whole numbers") from None
+        return [v for v in values if v != ""]
+
+
+class ProductTemplateForm(forms.ModelForm):
+    variant_ids = ListField(
+        item=int, label="Variant ids",
+        help_text=f"Comma-separated Printify variant ids, e.g. 32918, 32919. {CATALOG_HINT}",
+    )
+    tags = ListField(help_text="Comma-separated, e.g. hoodie, retro, sunset.")
+
+    class Meta:
+        model = ProductTemplate
+        fields = [
+            "name", "platform", "is_default", "blueprint_id", "print_provider_id", "variant_ids", "price_cents",
+            "position", "x", "y", "scale", "angle", "title_template", "description_template", "tags",
+        ]
+        help_texts = {
+            "name": "What publishers pick, e.g. “Gildan 18500 hoodie, front, $34.99”.",
+            "blueprint_id": f"The Printify product type. {CATALOG_HINT}",
+            "print_provider_id": "The Printify print provider of that blueprint.",
+            "price_cents": "Retail price in cents: 3499 is $34.99.",
+            "is_default": "Used when publishing without choosing a template.",
+        }
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # Marking a second default is how the default changes: the service unmarks the old one, so the
+        # single-default constraint must not refuse the form first.
+        return super()._get_validation_exclusions() | {"is_default"}
+
+    def clean(self) -> dict[str, Any]:
+        """Validate with the API's serializer too, so the admin accepts exactly what the API accepts."""
+        from publishing.api.serializers import ProductTemplateSerializer
+
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        instance = self.instance if self.instance.pk and not self.instance._state.adding else None
+        serializer = ProductTemplateSerializer(instance, data=cleaned)
+        if not serializer.is_valid():
+            for name, field_errors in serializer.errors.items():
+                messages = [str(e) for e in (field_errors if isinstance(field_errors, list) else [field_errors])]
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+            return cleaned
+        cleaned.update({k: v for k, v in serializer.validated_data.items() if k in cleaned})
+        return cleaned
