@@ -107,3 +107,16 @@ def test_redoc_page_loads_nothing_from_outside(anon):
     assert not [url for url in urls if not url.startswith("/")], urls
     for url in urls:
         assert finders.find(url.removeprefix("/static/")), url
+
+
+def test_a_page_that_is_not_a_number_or_a_damaged_cursor_is_a_validation_error(as_client, make_image):
+    make_image()
+    response = as_client.get("/api/v1/images", {"page": "abc"})
+    assert response.status_code == 400
+    assert "page" in response.json()["details"]["fields"]
+    assert as_client.get("/api/v1/images", {"page": "0"}).status_code == 400
+    assert as_client.get("/api/v1/images", {"page": "last"}).status_code == 200
+    assert as_client.get("/api/v1/images", {"page": "99"}).json()["code"] == "NOT_FOUND"
+    problem = as_client.get("/api/v2/images", {"cursor": "garbage"})
+    assert problem.status_code == 400
+    assert problem.json()["errors"][0]["pointer"] == "#/cursor"
