@@ -138,6 +138,9 @@ class ProductAdmin(admin.ModelAdmin):
                                obj.external_id or obj.external_url)
         return obj.external_id or "—"
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        return super().changelist_view(request, {"title": "Products", **(extra_context or {})})
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Products are made by publishing an approved image, never by hand.
         return False

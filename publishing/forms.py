@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from publishing.models import ProductTemplate
 
-CATALOG_HINT = "`manage.py printify_catalog --blueprint B --provider P` lists the real ids."
+CATALOG_HINT = "Run manage.py printify_catalog --blueprint B --provider P to list the real ids."
 
 
 class PublishForm(forms.Form):

@@ -137,6 +137,7 @@ def test_products_are_browsable_and_linked_to_their_image(client, staff_reviewer
 
     assert admin_url("images_image_change", image.pk) in listing
     assert "prn-1" in listing and "https://printify.example/prn-1" in page
+    assert "<h1>Products</h1>" in listing
     assert 'name="status"' not in page
 
 
