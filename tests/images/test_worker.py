@@ -63,6 +63,11 @@ def job_polled(server) -> bool:
     return any("/status/" in path for path in server.paths("GET"))
 
 
+def every_job_polled(server) -> bool:
+    polled = server.paths("GET")
+    return all(any(path.endswith(f"/status/{job_id}") for path in polled) for job_id in list(server.jobs))
+
+
 @pytest.mark.django_db
 def test_running_tasks_of_silent_workers_are_requeued():
     tasks = [DBTaskResult.objects.get(args_kwargs__kwargs__generation_id=create(seed=n).id) for n in range(4)]
@@ -83,7 +88,8 @@ def test_sigkilled_worker_is_replaced_and_the_generation_resumes_without_a_secon
     runpod_server.hold = True  # jobs stay IN_PROGRESS until released
     generation = create(batch_size=2, backend="runpod")
     first = workers()
-    wait_for(lambda: runpod_server.submissions == 2 and job_polled(runpod_server),
+    # Each slot's job is polled only after its id was committed, so once both were polled both are stored.
+    wait_for(lambda: runpod_server.submissions == 2 and every_job_polled(runpod_server),
              what="jobs submitted and polled", workers=[first])
     stored = Generation.objects.get(id=generation.id).external_jobs
     assert {job["job_id"] for job in stored.values()} == set(runpod_server.jobs)  # stored before polling
