@@ -85,7 +85,10 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
             page.click("text=Open the review queue")
             expect(page.locator("#result_list tbody tr")).to_have_count(5)
             expect(page.locator("#result_list img.pod-thumb").first).to_be_visible()
-            assert page.locator("#result_list img.pod-thumb").first.evaluate("img => img.naturalWidth") > 0
+            # The thumbnails load lazily: wait for the first one to arrive, then check it decoded.
+            first_thumb = page.locator("#result_list img.pod-thumb").first.element_handle()
+            page.wait_for_function("img => img.complete", arg=first_thumb)
+            assert first_thumb.evaluate("img => img.naturalWidth") > 0
             page.goto(f"{live_server.url}/admin/images/image/")
             if screenshots:
                 page.screenshot(path=f"{screenshots}/queue.png", full_page=True)
