@@ -40,6 +40,7 @@ ACTION_NAMES = {
     S.PUBLISHING: "publish",
     S.PUBLISHED: "mark published",
     S.FAILED: "mark failed",
+    "deleted": "delete",
 }
 EVENTS = {S.APPROVED: EventType.IMAGE_APPROVED, S.REJECTED: EventType.IMAGE_REJECTED}
 COUNTERS = {S.APPROVED: metrics.IMAGES_APPROVED, S.REJECTED: metrics.IMAGES_REJECTED}
@@ -245,11 +246,25 @@ def images_delete(
     ids = _unique(image_ids)
     allowed = DELETABLE_WITH_FORCE if force else DELETABLE
     with transaction.atomic():
-        found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
+        rows = list(
+            Image.objects.select_for_update(of=("self",))
+            .filter(id__in=ids)
+            .values_list("id", "status", "product__external_id")
+        )
+        found = {image_id: status for image_id, status, _ in rows}
+        # A product that exists on the platform keeps its image: deleting it would lose the external id.
+        remote = {image_id: external_id for image_id, _, external_id in rows if external_id}
         result, movable = _partition(ids, found, "deleted", allowed=allowed)
         for entry in result.skipped:
             if not force and found[entry["image_id"]] in DELETABLE_WITH_FORCE:
                 entry["reason"] += " (use force to delete it)"
+        if kept_remote := [image_id for image_id, _ in movable if image_id in remote]:
+            movable = [pair for pair in movable if pair[0] not in remote]
+            result.successful = [image_id for image_id in result.successful if image_id not in remote]
+            result.skipped += [
+                {"image_id": image_id, "reason": f"its product exists on the platform ({remote[image_id]})"}
+                for image_id in kept_remote
+            ]
         if atomic and not result.complete:
             raise BatchNotAppliedError(result)
         doomed = [image_id for image_id, _ in movable]

@@ -126,3 +126,21 @@ def test_events_are_recorded_once_per_change_and_never_for_a_skipped_image(make_
         image_reject(image_id=approved.id, actor=reviewer_actor)
     assert not WebhookEvent.objects.filter(event_type="image.rejected").exists()
     assert WebhookEvent.objects.filter(event_type="batch.completed").count() == 2
+
+
+def test_force_delete_keeps_an_image_whose_product_exists_on_the_platform(make_image, reviewer_actor):
+    from publishing.models import Product
+
+    failed, plain = make_image(status=S.FAILED), make_image(status=S.FAILED)
+    Product.objects.create(image=failed, platform="printify", status="failed", external_id="6578abc")
+    with pytest.raises(InvalidStateError, match="exists on the platform"):
+        image_delete(image_id=failed.id, actor=reviewer_actor, force=True)
+    assert Product.objects.filter(image=failed).exists()
+    image_delete(image_id=plain.id, actor=reviewer_actor, force=True)
+    assert not type(plain).objects.filter(id=plain.id).exists()
+
+
+def test_refused_delete_names_the_action(make_image, reviewer_actor):
+    approved = make_image(status=S.APPROVED)
+    with pytest.raises(InvalidStateError, match="cannot delete an image that is approved"):
+        image_delete(image_id=approved.id, actor=reviewer_actor)
