@@ -101,6 +101,9 @@ class CleanCharField(serializers.CharField):
         return super().run_validation(data)
 
     def to_internal_value(self, data: Any) -> str:
+        # DRF's CharField would turn a JSON number into text; a prompt or reason must be sent as a string.
+        if not isinstance(data, str):
+            self.fail("invalid")
         return refuse_markup(super().to_internal_value(data))
 
 

@@ -51,6 +51,12 @@ def test_wrong_types_for_numbers_are_refused(value):
     assert not ok and set(errors) == {"guidance", "batch_size"}
 
 
+@pytest.mark.parametrize("value", [123456, 1.5, True, ["retro sunset cat"], {"text": "retro"}])
+def test_text_fields_must_be_strings(value):
+    ok, errors = validate(prompt=value, style=value)
+    assert not ok and set(errors) == {"prompt", "style"}
+
+
 def test_unknown_backend_lists_the_allowed_ones():
     ok, errors = validate(prompt="retro sunset cat", backend="dalle")
     assert not ok
