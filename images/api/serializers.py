@@ -259,6 +259,7 @@ class StatsSerializer(serializers.Serializer):
 
 IMAGE_STATUSES = [choice.value for choice in ImageStatus]
 IMAGE_ORDERING = ["created_at", "updated_at", "file_size", "width", "height"]
+IMAGE_ORDERINGS = [prefix + name for name in IMAGE_ORDERING for prefix in ("", "-")]
 
 
 class ImageFilterSerializer(serializers.Serializer):
@@ -270,8 +271,9 @@ class ImageFilterSerializer(serializers.Serializer):
     generation = CleanCharField(max_length=ID_MAX_LENGTH, required=False, fold_newlines=False)
     search = CleanCharField(max_length=200, required=False)
     ordering = serializers.ChoiceField(
-        choices=[prefix + name for name in IMAGE_ORDERING for prefix in ("", "-")],
+        choices=IMAGE_ORDERINGS,
         required=False,
+        error_messages=_choice_messages(IMAGE_ORDERINGS),
         help_text="Sort field, `-` for descending; default `-created_at`.",
     )
 

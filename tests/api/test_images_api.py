@@ -66,6 +66,12 @@ def test_list_orders_as_asked(as_client, make_image):
     assert ids == [big.id, small.id]
 
 
+def test_unknown_ordering_is_refused_with_the_allowed_values(as_client):
+    response = as_client.get("/api/v1/images?ordering=prompt")
+    assert response.status_code == 400
+    assert "-created_at" in response.json()["details"]["fields"]["ordering"][0]
+
+
 def test_unknown_status_filter_is_refused_with_the_allowed_values(as_client):
     response = as_client.get("/api/v1/images?status=bogus")
     assert response.status_code == 400
