@@ -32,7 +32,7 @@ from PIL import Image as PILImage
 from images.models import Generation, Image, ImageSource, ImageStatus
 from images.services import Actor
 from images.validation import clean_text
-from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
+from pod_gateway.errors import DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
 from webhooks.models import EventType
 from webhooks.services import event_record
 
@@ -328,10 +328,12 @@ def image_intake(
     generation: Generation | None = None,
     batch_index: int | None = None,
     actor: Actor | None = None,
+    refuse_duplicate: bool = False,
 ) -> Image:
     """Register a new pending image from a path or binary file: checks, hash, thumbnail, quality report.
 
-    Raises InvalidInputError for oversized files, non-PNG/JPEG data, decompression bombs and corrupt data.
+    Raises InvalidInputError for oversized files, non-PNG/JPEG data, decompression bombs and corrupt data,
+    and with `refuse_duplicate` DuplicateImageError when the same bytes are already registered.
     """
     if source_kind not in ImageSource.values:
         raise ValueError(f"Unknown image source {source_kind!r}")
@@ -355,6 +357,11 @@ def image_intake(
         image.thumbnail.save("thumbnail.jpg", ContentFile(thumbnail), save=False)
         _apply_facts(image, facts, sha256=hashing.sha256.hexdigest())
         with transaction.atomic():
+            if refuse_duplicate and (existing := image_find_duplicate(sha256=image.sha256)):
+                raise DuplicateImageError(
+                    f"This file is already registered as image {existing.id}",
+                    details={"existing_image_id": existing.id},
+                )
             image.save(force_insert=True)
             event_record(event_type=EventType.IMAGE_CREATED, data=_created_payload(image))
     except BaseException:

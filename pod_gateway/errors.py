@@ -29,6 +29,12 @@ class DuplicatePromptError(DomainError):
     code = "DUPLICATE_PROMPT"
 
 
+class DuplicateImageError(DomainError):
+    """An image whose exact bytes (sha256) are already in the review queue."""
+
+    code = "CONFLICT"
+
+
 class NotFoundError(DomainError):
     code = "NOT_FOUND"
     status = 404

@@ -241,6 +241,7 @@ class ImageViewSet(
             source_kind=ImageSource.UPLOADED,
             prompt=data.validated_data["prompt"],
             actor=api_actor(request),
+            refuse_duplicate=True,
         )
         location = reverse("image-detail", kwargs={"pk": image.id}, request=request)
         return self._image_response(image, status.HTTP_201_CREATED, {"Location": location})

@@ -155,6 +155,23 @@ def test_upload_registers_a_pending_uploaded_image(as_client):
     assert Image.objects.get(id=body["id"]).sha256
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_uploading_the_same_bytes_again_is_a_conflict_naming_the_image(as_client, version):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    def upload():
+        file = SimpleUploadedFile("mine.png", png_bytes(80, 60), "image/png")
+        return as_client.post(f"/api/{version}/images", {"file": file}, format="multipart")
+
+    first = upload().json()
+    again = upload()
+    assert again.status_code == 409
+    body = again.json()
+    assert body["code"] == "CONFLICT"
+    assert body["details"]["existing_image_id"] == first["id"]
+    assert Image.objects.count() == 1
+
+
 def test_upload_of_a_non_image_is_a_validation_error(as_client):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

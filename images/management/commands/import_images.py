@@ -17,7 +17,7 @@ from images.intake import embedded_prompt, file_sha256, image_intake
 from images.management.commands.approve import command_actor
 from images.models import Image, ImageSource
 from images.validation import clean_text
-from pod_gateway.errors import InvalidInputError
+from pod_gateway.errors import DuplicateImageError, InvalidInputError
 
 
 class Command(BaseCommand):
@@ -69,13 +69,23 @@ class Command(BaseCommand):
             try:
                 image = image_intake(
                     source=path, filename=path.name, source_kind=ImageSource.IMPORTED,
-                    prompt=prompt or embedded_prompt(path), actor=actor,
+                    prompt=prompt or embedded_prompt(path), actor=actor, refuse_duplicate=True,
                 )
+            except DuplicateImageError as exc:
+                # Registered by someone else since the look-up above (e.g. another import running).
+                self._skip(directory, path, f"duplicate of {exc.details['existing_image_id']}")
+                skipped += 1
+                continue
             except InvalidInputError as exc:
                 self._skip(directory, path, exc.message)
                 skipped += 1
                 invalid += 1
                 continue
+            except OSError as exc:
+                raise CommandError(
+                    f"Could not store {path.relative_to(directory)}: {exc.strerror or exc}"
+                    f" (imported {imported} before it)"
+                ) from None
             known[image.sha256] = image.id
             imported += 1
             self.stdout.write(f"imported {path.relative_to(directory)} -> {image.id} ({_quality_note(image)})")
