@@ -29,6 +29,8 @@ class ConfigIssue:
     setting: str
     message: str
     code: str = ""
+    # False for findings that only belong in the `check_config` report, not on every manage.py command.
+    system_check: bool = True
 
 
 def _url_problem(value: str) -> str | None:
@@ -62,7 +64,10 @@ def _generation_issues() -> list[ConfigIssue]:
 def _publishing_issues() -> list[ConfigIssue]:
     issues = []
     if not settings.PRINTIFY_API_KEY:
-        issues.append(ConfigIssue(WARNING, "PRINTIFY_API_KEY", "Printify integration disabled", "W001"))
+        # Export-only installations are normal: report it, but don't warn on every command.
+        issues.append(ConfigIssue(
+            WARNING, "PRINTIFY_API_KEY", "Printify integration disabled", "W001", system_check=False
+        ))
     elif not settings.PRINTIFY_SHOP_ID:
         issues.append(ConfigIssue(
             WARNING, "PRINTIFY_SHOP_ID", "not set: products cannot be created (see manage.py printify_shops)", "W002"
@@ -171,5 +176,5 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     return [
         kinds[issue.level](f"{issue.setting}: {issue.message}", id=f"pod_gateway.{issue.code}")
         for issue in config_issues()
-        if issue.level in kinds
+        if issue.level in kinds and issue.system_check
     ]

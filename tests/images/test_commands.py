@@ -265,6 +265,10 @@ def test_check_config_and_system_check_exit_codes(tmp_path):
     ok = subprocess.run([*manage, "check_config"], env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert "✓ Configuration is valid" in ok.stdout
+    assert "PRINTIFY_API_KEY: Printify integration disabled" in ok.stdout
+    # A gateway without Printify (export only) is a normal setup: no warning on every command.
+    quiet = subprocess.run([*manage, "check"], env=env, capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and "PRINTIFY" not in quiet.stderr + quiet.stdout
 
 
 def test_import_images_takes_the_prompt_comfyui_or_a1111_embedded(tmp_path, settings):
