@@ -12,14 +12,23 @@ from urllib3.util.retry import Retry
 from images.backends.base import BackendError, TransientBackendError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Answers that say the request was not taken on: the only ones after which a job submission is re-sent.
+# After a 500/502/504 the job may exist remotely, and sending it again could pay for it twice.
+NOT_ACCEPTED_STATUSES = (429, 503)
 USER_AGENT = "POD-Gateway/1.0"
 
 
-def session(*, idempotent: bool) -> requests.Session:
+class BackendSession(requests.Session):
+    """A Session that knows which answers mean "try again later" for the calls it sends."""
+
+    transient_statuses: tuple[int, ...] = RETRY_STATUSES
+
+
+def session(*, idempotent: bool) -> BackendSession:
     """A Session retrying connection errors, 429 and 5xx with backoff, honouring Retry-After.
 
-    Read errors (the request may have arrived) are retried only for idempotent calls, so a
-    job submission whose answer was lost is not sent (and paid for) twice.
+    Read errors and 500/502/504 (the request may have arrived) are retried only for idempotent
+    calls, so a job submission whose answer was lost is not sent (and paid for) twice.
     """
     retries = settings.HTTP_RETRIES
     retry = Retry(
@@ -29,21 +38,22 @@ def session(*, idempotent: bool) -> requests.Session:
         status=retries,
         backoff_factor=settings.HTTP_RETRY_BACKOFF_SECONDS,
         backoff_max=30,
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=RETRY_STATUSES if idempotent else NOT_ACCEPTED_STATUSES,
         allowed_methods=frozenset({"GET", "POST", "DELETE"}),
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    s = requests.Session()
+    s = BackendSession()
     adapter = HTTPAdapter(max_retries=retry)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
+    s.transient_statuses = RETRY_STATUSES if idempotent else NOT_ACCEPTED_STATUSES
     return s
 
 
 def request(
-    s: requests.Session,
+    s: BackendSession,
     method: str,
     url: str,
     *,
@@ -62,7 +72,7 @@ def request(
         raise TransientBackendError(f"{service} is unreachable: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise BackendError(f"{service} request failed: {exc}") from exc
-    if response.status_code in RETRY_STATUSES:
+    if response.status_code in s.transient_statuses:
         raise TransientBackendError(
             f"{service} answered {response.status_code} after retries", details={"status_code": response.status_code}
         )

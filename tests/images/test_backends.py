@@ -171,6 +171,15 @@ def test_runpod_429_is_retried_after_retry_after(runpod, runpod_server):
     assert job_id in runpod_server.jobs
 
 
+def test_runpod_submission_answered_with_a_5xx_is_not_sent_again(runpod, runpod_server):
+    runpod_server.lost_answers = 1
+    with pytest.raises(BackendError) as info:
+        runpod.submit(REQUEST)
+    assert not isinstance(info.value, TransientBackendError)
+    assert runpod_server.submissions == 1
+    assert runpod_server.paths("POST") == [f"/v2/{ENDPOINT_ID}/run"]
+
+
 def test_runpod_wrong_key_is_refused(runpod_server):
     backend = RunPodBackend(base_url=runpod_server.api_url, endpoint_id=ENDPOINT_ID, api_key="nope")
     with pytest.raises(BackendError, match="401"):

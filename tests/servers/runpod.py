@@ -5,6 +5,7 @@ Behaviour is steered through attributes of the server:
 - `hold`: while True, jobs stay IN_PROGRESS (a long job; e.g. to kill a worker mid-job);
 - `outcomes`: final statuses for the next submitted jobs, in order (default COMPLETED);
 - `rate_limited`: this many next requests get 429 with `Retry-After: 1`;
+- `lost_answers`: this many next /run calls create the job but answer 500 (a proxy failing after acceptance);
 - `output_mode`: "base64" (worker-comfyui `data`) or "url" (an image URL served here).
 `submissions` counts POST /run, `cancelled` lists cancelled job ids.
 """
@@ -52,7 +53,13 @@ class RunPodHandler(JSONHandler):
             if not isinstance(workflow, dict):
                 self.send_json(400, {"error": "input.workflow is required"})
                 return
-            self.send_json(200, {"id": s.create_job(workflow), "status": "IN_QUEUE"})
+            job_id = s.create_job(workflow)
+            with s.lock:
+                lost, s.lost_answers = s.lost_answers > 0, max(0, s.lost_answers - 1)
+            if lost:
+                self.send_json(500, {"error": "upstream connect error"})
+                return
+            self.send_json(200, {"id": job_id, "status": "IN_QUEUE"})
             return
         match = re.fullmatch(rf"/v2/{ENDPOINT_ID}/cancel/([\w-]+)", self.path)
         if match and match.group(1) in s.jobs:
@@ -90,6 +97,7 @@ class RunPodServer(StandInServer):
         self.hold = False
         self.outcomes: list[str] = []
         self.rate_limited = 0
+        self.lost_answers = 0
         self.output_mode = "base64"
         self._ids = itertools.count(1)
 
