@@ -7,6 +7,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from images.backends.base import BackendError, TransientBackendError
@@ -19,9 +20,13 @@ USER_AGENT = "POD-Gateway/1.0"
 
 
 class BackendSession(requests.Session):
-    """A Session that knows which answers mean "try again later" for the calls it sends."""
+    """A Session that knows whether its calls may be sent again after an unclear outcome."""
 
-    transient_statuses: tuple[int, ...] = RETRY_STATUSES
+    idempotent: bool = True
+
+    @property
+    def transient_statuses(self) -> tuple[int, ...]:
+        return RETRY_STATUSES if self.idempotent else NOT_ACCEPTED_STATUSES
 
 
 def session(*, idempotent: bool) -> BackendSession:
@@ -48,7 +53,7 @@ def session(*, idempotent: bool) -> BackendSession:
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
-    s.transient_statuses = RETRY_STATUSES if idempotent else NOT_ACCEPTED_STATUSES
+    s.idempotent = idempotent
     return s
 
 
@@ -69,7 +74,12 @@ def request(
     try:
         response = s.request(method, url, headers=headers, **kwargs)
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientBackendError(f"{service} is unreachable: {type(exc).__name__}") from exc
+        if s.idempotent or _never_sent(exc):
+            raise TransientBackendError(f"{service} is unreachable: {type(exc).__name__}") from exc
+        raise BackendError(
+            f"{service} did not answer ({type(exc).__name__}); the request may have been taken on, so it is"
+            " not sent again"
+        ) from exc
     except requests.RequestException as exc:
         raise BackendError(f"{service} request failed: {exc}") from exc
     if response.status_code in s.transient_statuses:
@@ -82,6 +92,14 @@ def request(
             details={"status_code": response.status_code},
         )
     return response
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection was never made, so the server cannot have seen the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def json_body(response: requests.Response, *, service: str) -> dict[str, Any]:

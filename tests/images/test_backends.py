@@ -180,6 +180,22 @@ def test_runpod_submission_answered_with_a_5xx_is_not_sent_again(runpod, runpod_
     assert runpod_server.paths("POST") == [f"/v2/{ENDPOINT_ID}/run"]
 
 
+def test_runpod_submission_whose_answer_times_out_is_not_sent_again(runpod, runpod_server, settings):
+    settings.HTTP_TIMEOUT_SECONDS = 0.3
+    runpod_server.submit_delay = 1.0
+    with pytest.raises(BackendError, match="not sent again") as info:
+        runpod.submit(REQUEST)
+    assert not isinstance(info.value, TransientBackendError)
+    assert runpod_server.submissions == 1
+
+
+def test_runpod_submission_to_an_unreachable_endpoint_is_transient(settings):
+    settings.HTTP_RETRY_BACKOFF_SECONDS = 0
+    backend = RunPodBackend(base_url="http://127.0.0.1:9/v2", endpoint_id=ENDPOINT_ID, api_key=API_KEY)
+    with pytest.raises(TransientBackendError):
+        backend.submit(REQUEST)
+
+
 def test_runpod_wrong_key_is_refused(runpod_server):
     backend = RunPodBackend(base_url=runpod_server.api_url, endpoint_id=ENDPOINT_ID, api_key="nope")
     with pytest.raises(BackendError, match="401"):

@@ -6,6 +6,7 @@ Behaviour is steered through attributes of the server:
 - `outcomes`: final statuses for the next submitted jobs, in order (default COMPLETED);
 - `rate_limited`: this many next requests get 429 with `Retry-After: 1`;
 - `lost_answers`: this many next /run calls create the job but answer 500 (a proxy failing after acceptance);
+- `submit_delay`: seconds /run waits after creating the job before it answers (a client timeout);
 - `output_mode`: "base64" (worker-comfyui `data`) or "url" (an image URL served here).
 `submissions` counts POST /run, `cancelled` lists cancelled job ids.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import itertools
 import re
+import time
 from typing import Any
 
 from tests.servers import JSONHandler, StandInServer, graph_output_size, picture
@@ -54,6 +56,7 @@ class RunPodHandler(JSONHandler):
                 self.send_json(400, {"error": "input.workflow is required"})
                 return
             job_id = s.create_job(workflow)
+            time.sleep(s.submit_delay)
             with s.lock:
                 lost, s.lost_answers = s.lost_answers > 0, max(0, s.lost_answers - 1)
             if lost:
@@ -98,6 +101,7 @@ class RunPodServer(StandInServer):
         self.outcomes: list[str] = []
         self.rate_limited = 0
         self.lost_answers = 0
+        self.submit_delay = 0.0
         self.output_mode = "base64"
         self._ids = itertools.count(1)
 
