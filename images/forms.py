@@ -1,4 +1,4 @@
-"""Forms of the review admin: the reason for a rejection, the template for publishing, a new generation."""
+"""Forms of the review admin: the reason for a rejection and a new generation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from django import forms
 from django.conf import settings
 
 from images.validation import GenerateInputSerializer
-from publishing.models import ProductTemplate
 
 
 class RejectForm(forms.Form):
@@ -20,23 +19,6 @@ class RejectForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "e.g. blurry edges, text misspelt, off-brief"}),
         help_text="Shown in each image's decision history and sent to webhook subscribers.",
     )
-
-
-class PublishForm(forms.Form):
-    """The product template the selected images are published with; empty means the default template."""
-
-    template = forms.ModelChoiceField(
-        queryset=ProductTemplate.objects.all(),
-        required=False,
-        empty_label="Default template",
-        help_text="Leave as “Default template” to use the template marked as default.",
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        default = ProductTemplate.objects.filter(is_default=True).first()
-        if default is not None and not self.is_bound:
-            self.fields["template"].initial = default.pk
 
 
 # The form's own fields only describe the inputs; ranges, defaults and enums are checked by the API's
