@@ -19,7 +19,6 @@ from images.validation import GenerateInputSerializer
 from pod_gateway.errors import DuplicatePromptError, InvalidStateError
 from tests.conftest import png_bytes
 from tests.servers.comfyui import ComfyUIServer
-from tests.servers.runpod import API_KEY, ENDPOINT_ID, RunPodServer
 from webhooks.models import WebhookEvent
 
 ACTOR = Actor(None, Via.API)
@@ -53,16 +52,6 @@ def metric(name, **labels):
 def _fast(settings):
     settings.GENERATION_POLL_SECONDS = 0.01
     settings.HTTP_RETRY_BACKOFF_SECONDS = 0
-
-
-@pytest.fixture
-def runpod_server(settings):
-    server = RunPodServer().start()
-    settings.RUNPOD_API_URL = server.api_url
-    settings.RUNPOD_API_KEY = API_KEY
-    settings.RUNPOD_ENDPOINT_ID = ENDPOINT_ID
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from images.services import Actor
 from images.validation import GenerateInputSerializer
 from images.worker import tasks_requeue_stale
 from tests.servers import WorkerProcess
-from tests.servers.runpod import API_KEY, ENDPOINT_ID, RunPodServer
+from tests.servers.runpod import API_KEY, ENDPOINT_ID
 
 
 def wait_for(predicate, *, timeout=30.0, what="condition", workers=()):
@@ -30,16 +30,6 @@ def create(**data):
     serializer = GenerateInputSerializer(data={"prompt": "retro sunset cat", "width": 512, "height": 512, **data})
     serializer.is_valid(raise_exception=True)
     return generation_create(data=serializer.validated_data, actor=Actor(None, Via.API))
-
-
-@pytest.fixture
-def runpod_server(settings):
-    server = RunPodServer().start()
-    settings.RUNPOD_API_URL = server.api_url
-    settings.RUNPOD_API_KEY = API_KEY
-    settings.RUNPOD_ENDPOINT_ID = ENDPOINT_ID
-    yield server
-    server.stop()
 
 
 @pytest.fixture
