@@ -19,12 +19,17 @@ def main(argv: list[str]) -> int:
     try:
         import django
         from django.core.management import call_command
+        from django.db import DatabaseError
 
         django.setup()
         if os.environ.get("DATABASE_URL"):
             # The benchmarks write (and then delete) images and image.created events there.
             print("Using DATABASE_URL: run benchmarks against a scratch database only", file=sys.stderr)
-        call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
+        try:
+            call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
+        except DatabaseError as exc:
+            print(f"Cannot prepare the benchmark database: {exc}", file=sys.stderr)
+            return 2
         names = sorted(path.stem for path in Path(__file__).parent.glob("bench_*.py"))
         wanted = [name for name in names if not argv or name in argv or name.removeprefix("bench_") in argv]
         failed = False
