@@ -201,6 +201,10 @@ def test_create_api_token_default_role_is_client(db):
     assert list(user.groups.values_list("name", flat=True)) == ["clients"]
     assert out.splitlines()[-1] == user.auth_token.key
     assert not user.is_staff
+    run("create_api_token", "carol", "--role", "reviewer")
+    again = run("create_api_token", "carol")
+    assert again.splitlines()[-1] == User.objects.get(username="carol").auth_token.key
+    assert list(User.objects.get(username="carol").groups.values_list("name", flat=True)) == ["reviewers"]
 
 
 def test_optimize_images_command(tmp_path, make_image, settings):

@@ -19,7 +19,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
-        parser.add_argument("--role", choices=[*ROLE_GROUPS, "admin"], default="client")
+        parser.add_argument(
+            "--role", choices=[*ROLE_GROUPS, "admin"], default=None,
+            help="Role to give the user (default: client for a new user; an existing user keeps its roles)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         username = options["username"].strip()
@@ -37,23 +40,30 @@ class Command(BaseCommand):
                 user.set_unusable_password()
                 user.save(update_fields=["password"])
                 self.stdout.write(f"Created user {username}")
-            if role == "admin":
-                if not (user.is_superuser and user.is_staff):
-                    user.is_superuser = user.is_staff = True
-                    user.save(update_fields=["is_superuser", "is_staff"])
-                    self.stdout.write(f"Made {username} a superuser")
-            else:
-                group = Group.objects.filter(name=ROLE_GROUPS[role]).first()
-                if group is None:
-                    raise CommandError(f"Group {ROLE_GROUPS[role]} is missing; run manage.py migrate")
-                if not user.groups.filter(pk=group.pk).exists():
-                    user.groups.add(group)
-                    self.stdout.write(f"Added {username} to {group.name}")
-                # Reviewers and publishers work in the admin too (once they have a password).
-                if role in STAFF_ROLES and not user.is_staff:
-                    user.is_staff = True
-                    user.save(update_fields=["is_staff"])
-                    self.stdout.write(f"Gave {username} access to the admin")
+            if role is None and created:
+                role = "client"
+            if role is not None:
+                self._give_role(user, role)
             token, token_created = Token.objects.get_or_create(user=user)
         self.stdout.write(f"{'Created' if token_created else 'Existing'} API token for {username}:")
         self.stdout.write(token.key)
+
+    def _give_role(self, user: Any, role: str) -> None:
+        username = user.get_username()
+        if role == "admin":
+            if not (user.is_superuser and user.is_staff):
+                user.is_superuser = user.is_staff = True
+                user.save(update_fields=["is_superuser", "is_staff"])
+                self.stdout.write(f"Made {username} a superuser")
+            return
+        group = Group.objects.filter(name=ROLE_GROUPS[role]).first()
+        if group is None:
+            raise CommandError(f"Group {ROLE_GROUPS[role]} is missing; run manage.py migrate")
+        if not user.groups.filter(pk=group.pk).exists():
+            user.groups.add(group)
+            self.stdout.write(f"Added {username} to {group.name}")
+        # Reviewers and publishers work in the admin too (once they have a password).
+        if role in STAFF_ROLES and not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+            self.stdout.write(f"Gave {username} access to the admin")
