@@ -75,13 +75,14 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
             services.product_progress(product=product, status=ProductStatus.UPLOADING)
             upload = client.image_upload(**_upload_source(product))
-            services.product_progress(product=product, external_upload_id=str(upload["id"]))
+            services.product_progress(product=product, external_upload_id=_answer_id(upload, "upload"))
         if not product.external_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
             created = client.product_create(product=_product_body(product, template))
+            external_id = _answer_id(created, "product creation")
             services.product_progress(
-                product=product, status=ProductStatus.CREATED, external_id=str(created["id"]),
-                external_url=settings.PRINTIFY_PRODUCT_URL.format(product_id=created["id"], shop_id=client.shop_id),
+                product=product, status=ProductStatus.CREATED, external_id=external_id,
+                external_url=settings.PRINTIFY_PRODUCT_URL.format(product_id=external_id, shop_id=client.shop_id),
             )
         _pace(product, publish=True, prepaid=prepaid)
         services.product_progress(product=product, status=ProductStatus.PUBLISHING)
@@ -89,6 +90,14 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
     finally:
         client.close()
     services.product_mark_published(product=product)
+
+
+def _answer_id(answer: Any, step: str) -> str:
+    """The id in a Printify answer; an answer without one fails the product (a crash would leave it stuck)."""
+    external_id = answer.get("id") if isinstance(answer, dict) else None
+    if external_id in (None, ""):
+        raise PrintifyError(f"Printify answered the {step} without an id", retryable=False)
+    return str(external_id)
 
 
 def _pace(product: Product, *, publish: bool, prepaid: bool) -> bool:

@@ -133,6 +133,22 @@ def test_retry_of_failed_product_reuses_upload_and_product(printify, hoodie, app
         product_retry(product_id=product.id, actor=actor)
 
 
+def test_an_answer_without_an_id_fails_the_product_so_it_can_be_retried(printify, hoodie, approved, actor):
+    (image,) = approved()
+    printify.inject("upload", Fault(status=200, body={"status": "ok"}))
+    product = image_publish(image_id=image.id, actor=actor)
+    run_worker()
+    product.refresh_from_db()
+    image.refresh_from_db()
+    assert product.status == ProductStatus.FAILED and image.status == ImageStatus.FAILED
+    assert "upload without an id" in product.error and not product.external_upload_id
+
+    product_retry(product_id=product.id, actor=actor)
+    run_worker()
+    product.refresh_from_db()
+    assert product.status == ProductStatus.PUBLISHED and printify.calls["upload"] == 2
+
+
 def test_republishing_a_failed_image_reuses_its_product(printify, hoodie, approved, actor):
     (image,) = approved()
     printify.inject("publish", *[Fault(status=500)] * 4)
