@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 
 from api.exceptions import error_response, require_get
 
@@ -31,10 +29,9 @@ def _check_cache() -> None:
 
 
 def _check_worker() -> None:
-    from images.models import WorkerHeartbeat
+    from images.worker import worker_alive
 
-    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS)
-    if not WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).exists():
+    if not worker_alive():
         raise RuntimeError(f"no task worker heartbeat in the last {settings.WORKER_STALE_SECONDS:g} s")
 
 

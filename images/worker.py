@@ -47,6 +47,12 @@ def heartbeat_beat(*, worker_id: str) -> None:
     )
 
 
+def worker_alive() -> bool:
+    """Whether any worker has beaten within WORKER_STALE_SECONDS (readiness, and `--wait` in commands)."""
+    fresh = timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS)
+    return WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists()
+
+
 def tasks_requeue_stale(*, stale_seconds: float | None = None) -> list[str]:
     """Put RUNNING tasks whose worker has no fresh heartbeat back to READY; return their ids."""
     stale = timedelta(seconds=stale_seconds if stale_seconds is not None else settings.WORKER_STALE_SECONDS)

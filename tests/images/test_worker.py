@@ -11,7 +11,7 @@ from images.generation import generation_create
 from images.models import Generation, GenerationStatus, Via, WorkerHeartbeat
 from images.services import Actor
 from images.validation import GenerateInputSerializer
-from images.worker import tasks_requeue_stale
+from images.worker import tasks_requeue_stale, worker_alive
 from tests.servers import WorkerProcess
 from tests.servers.runpod import API_KEY, ENDPOINT_ID
 
@@ -69,6 +69,16 @@ def test_running_tasks_of_silent_workers_are_requeued():
     assert sorted(requeued) == sorted(str(t.id) for t in tasks[1:3])
     statuses = [DBTaskResult.objects.get(id=t.id).status for t in tasks]
     assert statuses == ["RUNNING", "READY", "READY", "RUNNING"]
+
+
+@pytest.mark.django_db
+def test_a_worker_is_alive_only_with_a_heartbeat_fresher_than_the_stale_limit(settings):
+    settings.WORKER_STALE_SECONDS = 60
+    assert worker_alive() is False
+    WorkerHeartbeat.objects.create(worker_id="silent", last_seen=timezone.now() - timezone.timedelta(minutes=5))
+    assert worker_alive() is False
+    WorkerHeartbeat.objects.create(worker_id="alive", last_seen=timezone.now())
+    assert worker_alive() is True
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from images.generation import FINISHED, generation_create
-from images.models import Generation, GenerationStatus, Image, Via, WorkerHeartbeat
+from images.models import Generation, GenerationStatus, Image, Via
 from images.services import Actor
 from images.tasks import generation_run
 from images.validation import GenerateInputSerializer
-from images.worker import task_run_here, tasks_requeue_stale
+from images.worker import task_run_here, tasks_requeue_stale, worker_alive
 from pod_gateway.errors import DuplicatePromptError
 
 # Options passed through to GenerateInputSerializer as strings, so it (not argparse) names the field.
@@ -68,7 +66,7 @@ class Command(BaseCommand):
                 break
             if time.monotonic() > deadline:
                 raise CommandError(f"Gave up waiting after {timeout:g}s; {generation.id} is {generation.status}")
-            if not self._worker_alive():
+            if not worker_alive():
                 # A worker killed while running it left the task RUNNING, and no worker is left to
                 # requeue it: do what a worker's heartbeat would, then run it here as a worker would.
                 tasks_requeue_stale()
@@ -96,8 +94,3 @@ class Command(BaseCommand):
             .values_list("id", flat=True)
             .first()
         )
-
-    @staticmethod
-    def _worker_alive() -> bool:
-        fresh = timezone.now() - timezone.timedelta(seconds=settings.WORKER_STALE_SECONDS)
-        return WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists()

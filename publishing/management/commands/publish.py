@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from images.models import Image, ImageStatus, Via, WorkerHeartbeat
+from images.models import Image, ImageStatus, Via
 from images.services import Actor
 from pod_gateway.errors import DomainError
 from publishing.models import Product, ProductStatus
@@ -64,7 +62,7 @@ class Command(BaseCommand):
             raise CommandError("Nothing was published" if not result.successful else "Some images were not found")
 
     def wait(self, product_ids: list[str], *, timeout: float) -> None:
-        from images.worker import task_run_here
+        from images.worker import task_run_here, worker_alive
 
         deadline = time.monotonic() + timeout
         while True:
@@ -76,7 +74,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Gave up waiting after {timeout:g}s; {len(pending)} product(s) not finished")
             ready = DBTaskResult.objects.ready().filter(id__in=[row[2] for row in pending if row[2]])
             task_id = ready.values_list("id", flat=True).first()
-            if task_id is not None and not self._worker_alive():
+            if task_id is not None and not worker_alive():
                 # No worker would pick it up: run it here, exactly as a worker would.
                 task_run_here(task_id=task_id)
                 continue
@@ -90,8 +88,3 @@ class Command(BaseCommand):
                 self.stdout.write(f"{product.id} ({product.image_id}): published {product.external_url}".rstrip())
         if failed:
             raise CommandError(f"{failed} of {len(product_ids)} product(s) failed")
-
-    @staticmethod
-    def _worker_alive() -> bool:
-        fresh = timezone.now() - timezone.timedelta(seconds=settings.WORKER_STALE_SECONDS)
-        return WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists()
