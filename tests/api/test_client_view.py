@@ -8,6 +8,7 @@ import pytest
 from django.contrib.staticfiles import finders
 
 from api.middleware import JSON_BODY_MAX_BYTES
+from images.models import Image
 from publishing.models import Platform, Product, ProductTemplate
 from tests.api.conftest import token_client
 from tests.conftest import make_user, png_bytes
@@ -51,6 +52,7 @@ def test_upload_within_the_limit_still_works(as_client, settings):
 
     response = as_client.post("/api/v1/images", {"file": SimpleUploadedFile("a.png", upload, "image/png")})
     assert response.status_code == 201, response.content
+    assert Image.objects.get(id=response.json()["id"]).file.read() == upload
 
 
 def test_django_body_limit_met_inside_a_view_is_413_not_500(as_client, settings):

@@ -66,12 +66,13 @@ def test_generate_v2_validation_error_is_a_problem_with_pointers(as_client):
     assert [e["pointer"] for e in body["errors"]] == ["#/steps"]
 
 
-def test_reviewer_without_add_generation_cannot_generate(db):
+def test_user_without_a_role_cannot_generate(db):
     from tests.api.conftest import token_client
     from tests.conftest import make_user
 
     response = token_client(make_user("viewer")).post("/api/v1/generate", {"prompt": "cat"}, format="json")
-    assert response.status_code == 403
+    assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN"
+    assert not Generation.objects.exists()
 
 
 def test_list_and_filter_generations(as_client):

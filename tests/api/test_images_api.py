@@ -129,7 +129,9 @@ def test_file_returns_the_bytes_and_requires_auth(as_client, anon, make_image):
 
 def test_file_answers_an_image_accept_header(as_client, make_image):
     image = make_image()
-    assert as_client.get(f"/api/v2/images/{image.id}/file", HTTP_ACCEPT="image/png").status_code == 200
+    response = as_client.get(f"/api/v2/images/{image.id}/file", HTTP_ACCEPT="image/png")
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content) == image.file.open("rb").read()
 
 
 def test_thumbnail_missing_is_404(as_client, make_image):
@@ -249,7 +251,10 @@ def test_user_without_role_is_403_on_reads(db, make_image):
     from tests.api.conftest import token_client
     from tests.conftest import make_user
 
-    assert token_client(make_user("nobody")).get("/api/v1/images").status_code == 403
+    make_image()
+    response = token_client(make_user("nobody")).get("/api/v1/images")
+    assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN"
+    assert "results" not in response.json()
 
 
 @pytest.mark.parametrize(
@@ -274,9 +279,12 @@ def test_bad_token_is_401(db):
     assert response.status_code == 401 and response.json()["code"] == "UNAUTHORIZED"
 
 
-def test_session_authentication_works(client, reviewer):
+def test_session_authentication_lists_images(client, reviewer, make_image):
+    image = make_image()
     client.force_login(reviewer)
-    assert client.get("/api/v1/images").status_code == 200
+    response = client.get("/api/v1/images")
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == [image.id]
 
 
 def test_stats_counts_by_status(as_client, make_image):

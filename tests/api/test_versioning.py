@@ -6,6 +6,8 @@ import datetime
 
 import pytest
 
+from images.models import Image
+
 pytestmark = pytest.mark.django_db
 
 
@@ -63,9 +65,12 @@ def test_paths_answer_with_and_without_trailing_slash_without_redirect(as_client
 
 
 def test_post_without_trailing_slash_is_not_redirected(as_reviewer, make_image):
-    image = make_image()
-    assert as_reviewer.post(f"/api/v1/images/{image.id}/approve").status_code == 200
-    assert as_reviewer.post("/api/v1/batch/reject/", {"image_ids": [image.id]}, format="json").status_code == 200
+    image, other = make_image(), make_image()
+    response = as_reviewer.post(f"/api/v1/images/{image.id}/approve")
+    assert response.status_code == 200 and response.json()["status"] == "approved"
+    response = as_reviewer.post("/api/v1/batch/reject/", {"image_ids": [other.id]}, format="json")
+    assert response.status_code == 200
+    assert Image.objects.get(id=image.id).status == "approved" and Image.objects.get(id=other.id).status == "rejected"
 
 
 def test_health_needs_no_credentials_and_ignores_bad_ones(anon):
