@@ -205,7 +205,7 @@ def test_generation_timeout_cancels_remote_jobs(runpod_server, settings):
     runpod_server.hold = True
     generation = run(create(prompt="retro sunset cat", backend="runpod"))
     assert generation.status == GenerationStatus.FAILED and generation.error == "Timed out"
-    assert runpod_server.cancelled == list(runpod_server.jobs)
+    assert len(runpod_server.jobs) == 1 and runpod_server.cancelled == list(runpod_server.jobs)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -214,16 +214,17 @@ def test_cancel_while_running_stops_the_remote_jobs(runpod_server):
     generation = create(prompt="retro sunset cat", batch_size=2, backend="runpod")
     worker = threading.Thread(target=generation_run.call, kwargs={"generation_id": generation.id})
     worker.start()
-    for _ in range(200):
-        if runpod_server.submissions == 2:
-            break
+    # Cancel only once both jobs are stored, so there is something remote to stop.
+    deadline = time.monotonic() + 10
+    while Generation.objects.get(id=generation.id).external_jobs.keys() != {"0", "1"}:
+        assert time.monotonic() < deadline and worker.is_alive(), "both jobs were never submitted"
         time.sleep(0.02)
     generation_cancel(generation_id=generation.id, actor=ACTOR)
     worker.join(timeout=10)
     assert not worker.is_alive()
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
-    assert sorted(runpod_server.cancelled) == sorted(runpod_server.jobs)
+    assert len(runpod_server.jobs) == 2 and sorted(runpod_server.cancelled) == sorted(runpod_server.jobs)
     assert not Image.objects.exists() and events("generation.completed") == []
 
 
