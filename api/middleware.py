@@ -15,7 +15,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 
 from api.exceptions import error_response
 from pod_gateway import metrics
@@ -172,3 +172,21 @@ class BodySizeLimitMiddleware:
                     details={"content_length": length, "limit": limit},
                 )
         return self.get_response(request)
+
+
+class NulPathMiddleware:
+    """Answers 404 for a path holding a NUL byte, which no id or route contains.
+
+    PostgreSQL refuses NUL in text, so looking such an id up (`/api/v1/images/a%00b`, an admin change
+    page) would raise DataError and answer 500 instead of not found.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" not in request.path:
+            return self.get_response(request)
+        if request.path.startswith("/api/"):
+            return error_response(request, status=404, code="NOT_FOUND", message="Not found")
+        return HttpResponseNotFound("Not found", content_type="text/plain")

@@ -129,6 +129,7 @@ MIDDLEWARE = [
     # Outermost of ours: every response (errors and CORS preflights too) carries the request id.
     "api.middleware.RequestIdMiddleware",
     "api.middleware.ApiMetricsMiddleware",
+    "api.middleware.NulPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
