@@ -220,19 +220,23 @@ def test_get_backend_refuses_unconfigured_runpod(settings):
 
 
 @pytest.mark.parametrize(
-    "answer",
-    [["not", "an", "object"], {"ID": "oops"}, {"ID": {"outputs": [1], "status": "done"}},
-     {"ID": {"outputs": {"9": {"images": ["x.png"]}, "8": "junk"}, "status": {"completed": True}}}],
+    ("answer", "raises"),
+    [(["not", "an", "object"], "JSON that is not an object"), ({"ID": "oops"}, "history entry that is not an object"),
+     ({"ID": {"outputs": [1], "status": "done"}}, None),
+     ({"ID": {"outputs": {"9": {"images": ["x.png"]}, "8": "junk"}, "status": {"completed": True}}}, None)],
 )
-def test_comfyui_malformed_history_is_a_backend_error_or_a_failed_job(comfyui, comfyui_server, answer, monkeypatch):
+def test_comfyui_malformed_history_is_a_backend_error_or_a_failed_job(comfyui, comfyui_server, answer, raises,
+                                                                      monkeypatch):
     job_id = comfyui.submit(REQUEST)
     body = {job_id: answer["ID"]} if isinstance(answer, dict) else answer
+    # The stand-in (test code, not ours) answers this malformed history for the job.
     monkeypatch.setattr(comfyui_server, "history", lambda prompt_id: body)
-    try:
+    if raises:
+        with pytest.raises(BackendError, match=raises):
+            comfyui.poll(job_id, REQUEST)
+    else:
         result = comfyui.poll(job_id, REQUEST)
-    except BackendError:
-        return
-    assert result.state == JobState.FAILED
+        assert result.state == JobState.FAILED and result.error == "ComfyUI finished the workflow without saving an image"
 
 
 def test_runpod_status_that_is_not_an_object_is_a_backend_error(runpod, runpod_server, monkeypatch):
