@@ -236,7 +236,8 @@ def test_comfyui_malformed_history_is_a_backend_error_or_a_failed_job(comfyui, c
             comfyui.poll(job_id, REQUEST)
     else:
         result = comfyui.poll(job_id, REQUEST)
-        assert result.state == JobState.FAILED and result.error == "ComfyUI finished the workflow without saving an image"
+        assert result.state == JobState.FAILED
+        assert result.error == "ComfyUI finished the workflow without saving an image"
 
 
 def test_runpod_status_that_is_not_an_object_is_a_backend_error(runpod, runpod_server, monkeypatch):
