@@ -59,6 +59,11 @@ def product_run(*, product_id: str, prepaid: bool = False) -> str:
         message = getattr(exc, "message", None) or str(exc)
         logger.warning("Publishing product %s failed: %s", product.id, message)
         services.product_mark_failed(product=product, error=message)
+    except Exception as exc:
+        # Failed rather than left in a working status no retry accepts; the task still records the crash.
+        logger.exception("Publishing product %s crashed", product.id)
+        services.product_mark_failed(product=product, error=f"Internal error: {type(exc).__name__}")
+        raise
     return product.status
 
 

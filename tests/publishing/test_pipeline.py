@@ -149,6 +149,21 @@ def test_an_answer_without_an_id_fails_the_product_so_it_can_be_retried(printify
     assert product.status == ProductStatus.PUBLISHED and printify.calls["upload"] == 2
 
 
+def test_an_unexpected_error_fails_the_product_instead_of_leaving_it_working(printify, approved, actor):
+    # Made directly in the database: the API and admin refuse such variant ids.
+    template = ProductTemplate.objects.create(name="damaged", blueprint_id=77, print_provider_id=29,
+                                              variant_ids=["not-a-number"], is_default=True)
+    (image,) = approved()
+    product = image_publish(image_id=image.id, actor=actor, template_id=template.id)
+    run_worker()
+    product.refresh_from_db()
+    image.refresh_from_db()
+    assert product.status == ProductStatus.FAILED and image.status == ImageStatus.FAILED
+    assert product.error == "Internal error: ValueError"
+    assert product.external_upload_id  # kept: a retry continues after the upload
+    assert WebhookEvent.objects.filter(event_type="product.failed").count() == 1
+
+
 def test_republishing_a_failed_image_reuses_its_product(printify, hoodie, approved, actor):
     (image,) = approved()
     printify.inject("publish", *[Fault(status=500)] * 4)
