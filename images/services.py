@@ -189,11 +189,12 @@ def _apply(movable: list[tuple[str, str]], *, to_status: str, actor: Actor, note
 def image_transition(*, image_id: str, to_status: str, actor: Actor, note: str = "") -> Image:
     """Move one image; raise `NotFoundError` or `InvalidStateError` if it cannot move."""
     result = images_transition(image_ids=[image_id], to_status=to_status, actor=actor, note=note)
-    _raise_for_single(result, image_id)
+    raise_for_single(result, image_id)
     return Image.objects.get(id=image_id)
 
 
-def _raise_for_single(result: BatchResult, image_id: str) -> None:
+def raise_for_single(result: BatchResult, image_id: str) -> None:
+    """Turn a one-image batch result into `NotFoundError` / `InvalidStateError`, as single-image actions answer."""
     if result.failed:
         raise NotFoundError(result.failed[0]["error"], details={"image_id": image_id})
     if result.skipped:
@@ -278,7 +279,7 @@ def images_delete(
 
 def image_delete(*, image_id: str, actor: Actor, force: bool = False) -> None:
     """Delete one image; refused (`InvalidStateError`) once it is being or has been published."""
-    _raise_for_single(images_delete(image_ids=[image_id], actor=actor, force=force), image_id)
+    raise_for_single(images_delete(image_ids=[image_id], actor=actor, force=force), image_id)
 
 
 def _remove_files(names: Iterable[str]) -> None:

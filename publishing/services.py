@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from images.models import Image, ImageStatus
-from images.services import Actor, BatchResult, images_transition
+from images.services import Actor, BatchResult, images_transition, raise_for_single
 from pod_gateway import metrics
 from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
 from publishing.models import Platform, Product, ProductStatus, ProductTemplate
@@ -158,11 +158,7 @@ def image_publish(
         result = images_transition(
             image_ids=[image_id], to_status=ImageStatus.PUBLISHING, actor=actor, note=f"template {template.name}"
         )
-        if result.failed:
-            raise NotFoundError(result.failed[0]["error"], details={"image_id": image_id})
-        if result.skipped:
-            reason = result.skipped[0]["reason"]
-            raise InvalidStateError(f"Image {image_id}: {reason}", details={"image_id": image_id, "reason": reason})
+        raise_for_single(result, image_id)
         (product,) = _products_start(image_ids=[image_id], template=template, overrides=overrides)
     return product
 
