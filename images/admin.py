@@ -25,7 +25,7 @@ from django.utils.http import urlencode
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from images.forms import GenerationStartForm, RejectForm
+from images.forms import ApproveForm, GenerationStartForm, RejectForm
 from images.generation import generation_cancel, generation_create
 from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition, Via
 from images.services import (
@@ -468,20 +468,27 @@ class ImageAdmin(admin.ModelAdmin):
 
     def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         object_id = unquote(object_id)
-        return self._decide(request, object_id, lambda actor: image_approve(
-            image_id=object_id, actor=actor, note=request.POST.get("note", "")), "Approved")
+        form = ApproveForm(request.POST)
+        return self._decide(request, object_id, form, lambda actor: image_approve(
+            image_id=object_id, actor=actor, note=form.cleaned_data["note"]), "Approved")
 
     def reject_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         object_id = unquote(object_id)
         form = RejectForm(request.POST)
-        reason = form.cleaned_data["reason"] if form.is_valid() else ""
-        return self._decide(request, object_id, lambda actor: image_reject(
-            image_id=object_id, actor=actor, reason=reason), "Rejected")
+        return self._decide(request, object_id, form, lambda actor: image_reject(
+            image_id=object_id, actor=actor, reason=form.cleaned_data["reason"]), "Rejected")
 
-    def _decide(self, request: HttpRequest, object_id: str, decide: Any, done: str) -> HttpResponseRedirect:
+    def _decide(
+        self, request: HttpRequest, object_id: str, form: Any, decide: Any, done: str
+    ) -> HttpResponseRedirect:
         """Apply one decision, then go on to the next pending image (or back to the queue)."""
         if not self.has_review_permission(request):
             raise PermissionDenied
+        if not form.is_valid():
+            # A bad note or reason is refused, not dropped: the decision history must say what was given.
+            problems = "; ".join(str(m) for field_messages in form.errors.values() for m in field_messages)
+            self.message_user(request, f"Not changed: {problems}", messages.ERROR)
+            return HttpResponseRedirect(image_change_url(object_id))
         try:
             decide(admin_actor(request))
         except DomainError as exc:

@@ -1,4 +1,4 @@
-"""Forms of the review admin: the reason for a rejection and a new generation."""
+"""Forms of the review admin: the note of an approval, the reason for a rejection and a new generation."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ class RejectForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "e.g. blurry edges, text misspelt, off-brief"}),
         help_text="Shown in each image's decision history and sent to webhook subscribers.",
     )
+
+
+class ApproveForm(forms.Form):
+    """The optional note recorded in each approved image's history (sent with `image.approved`)."""
+
+    note = forms.CharField(required=False, max_length=1000)
 
 
 # The form's own fields only describe the inputs; ranges, defaults and enums are checked by the API's
