@@ -313,7 +313,8 @@ def test_reviewers_cannot_publish_and_view_only_staff_cannot_decide(
 def test_non_staff_reviewer_cannot_enter_the_admin(client, reviewer, queue_image):
     queue_image()
     client.force_login(reviewer)
-    assert client.get(QUEUE).status_code == 302
+    response = client.get(QUEUE)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
 # --- The image page ----------------------------------------------------------------------------

@@ -116,8 +116,8 @@ def test_sigterm_leaves_the_task_resumable(runpod_server, workers):
     runpod_server.hold = True
     generation = create(backend="runpod")
     first = workers()
-    wait_for(lambda: runpod_server.submissions == 1 and job_polled(runpod_server), what="job polled")
-    wait_for(lambda: WorkerHeartbeat.objects.exists(), what="a heartbeat")
+    wait_for(lambda: runpod_server.submissions == 1 and job_polled(runpod_server), what="job polled", workers=[first])
+    wait_for(lambda: WorkerHeartbeat.objects.exists(), what="a heartbeat", workers=[first])
 
     first.signal(signal.SIGTERM)
     assert first.wait() == 0
@@ -127,7 +127,7 @@ def test_sigterm_leaves_the_task_resumable(runpod_server, workers):
     assert not WorkerHeartbeat.objects.exists()  # a clean exit removes its heartbeat
 
     runpod_server.hold = False
-    workers()
+    second = workers()
     wait_for(lambda: Generation.objects.get(id=generation.id).status == GenerationStatus.COMPLETED,
-             what="generation completed after restart")
+             what="generation completed after restart", workers=[second])
     assert runpod_server.submissions == 1

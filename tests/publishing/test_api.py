@@ -60,6 +60,9 @@ def test_publish_needs_the_publish_permission(hoodie, approved, reviewer):
     (image,) = approved()
     assert token_client(reviewer).post(f"/api/v1/images/{image.id}/publish", {}, format="json").status_code == 403
     assert APIClient().post(f"/api/v1/images/{image.id}/publish", {}, format="json").status_code == 401
+    assert not Product.objects.exists()
+    image.refresh_from_db()
+    assert image.status == ImageStatus.APPROVED
 
 
 def test_batch_publish_reports_per_id(hoodie, approved, make_image, as_publisher):

@@ -2,50 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from images.models import Via
 from images.services import Actor
 from publishing.models import Product, ProductStatus
 from publishing.services import image_publish
+from tests.servers import WorkerProcess
 from tests.servers.printify import API_KEY, SHOP_ID, Fault
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def start_worker(printify_url: str, data_dir: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DATA_DIR": str(data_dir),  # MEDIA_ROOT = DATA_DIR/media, where the test stored the print file
+def start_worker(printify_url: str, data_dir: Path, name: str) -> WorkerProcess:
+    # MEDIA_ROOT = DATA_DIR/media, where the test stored the print file.
+    return WorkerProcess(data_dir=data_dir, log=data_dir / f"{name}.log", env={
         "PRINTIFY_API_URL": printify_url,
         "PRINTIFY_API_KEY": API_KEY,
         "PRINTIFY_SHOP_ID": str(SHOP_ID),
         "PRINTIFY_BACKOFF_SECONDS": "0.01",
-        "WORKER_HEARTBEAT_SECONDS": "0.2",
         "WORKER_STALE_SECONDS": "1",
         "PUBLIC_BASE_URL": "",
-    }
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--interval", "0.1", "--no-startup-delay", "--no-reload"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    }).start()
 
 
 def wait_for(predicate, timeout: float = 30.0) -> bool:
@@ -73,26 +54,24 @@ def test_worker_killed_between_create_and_publish_resumes_with_one_product(
     (image,) = approved()
     product = image_publish(image_id=image.id, actor=Actor(None, Via.COMMAND))
 
-    first = start_worker(printify.url, tmp_path)
+    first = start_worker(printify.url, tmp_path, "first")
     try:
-        assert arrived.wait(60), "the worker never reached the publish step"
+        assert arrived.wait(60), "the worker never reached the publish step\n" + first.output()[-3000:]
         product.refresh_from_db()
         assert product.status == ProductStatus.PUBLISHING and product.external_id
-        first.send_signal(signal.SIGKILL)
+        first.signal(signal.SIGKILL)
         first.wait(10)
     finally:
         release.set()
-        if first.poll() is None:
-            first.kill()
+        first.stop()
 
-    second = start_worker(printify.url, tmp_path)
+    second = start_worker(printify.url, tmp_path, "second")
     try:
         finished = wait_for(lambda: Product.objects.get(id=product.id).status in {"published", "failed"}, 60)
     finally:
-        second.terminate()
-        second.wait(10)
+        second.stop()
     product.refresh_from_db()
-    assert finished and product.status == ProductStatus.PUBLISHED, product.error
+    assert finished and product.status == ProductStatus.PUBLISHED, (product.error, second.output()[-3000:])
     assert printify.calls["upload"] == 1 and printify.calls["create"] == 1
     assert printify.calls["publish"] == 2  # the dropped one, and the resumed one
     assert len(printify.products) == 1 and printify.products[product.external_id]["published"] is True
