@@ -45,7 +45,7 @@ def test_upload_declaring_more_than_image_max_bytes_is_refused_from_content_leng
     assert response.json()["details"]["limit"] == 1000 + 64 * 1024
 
 
-def test_upload_within_the_limit_still_works(as_client, settings):
+def test_upload_within_the_limit_is_stored(as_client, settings):
     settings.IMAGE_MAX_BYTES = 50 * 1024 * 1024
     upload = png_bytes()
     from django.core.files.uploadedfile import SimpleUploadedFile

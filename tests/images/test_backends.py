@@ -157,7 +157,7 @@ def test_runpod_images_by_url_are_downloaded(runpod, runpod_server):
     [("FAILED", "RunPod job failed: CUDA out of memory"), ("TIMED_OUT", "RunPod job timed out"),
      ("CANCELLED", "RunPod job was cancelled")],
 )
-def test_runpod_terminal_failures(runpod, runpod_server, outcome, message):
+def test_runpod_terminal_states_fail_the_job_with_their_message(runpod, runpod_server, outcome, message):
     runpod_server.outcomes = [outcome]
     result = poll_until_done(runpod, runpod.submit(REQUEST))
     assert result.state == JobState.FAILED and result.error == message

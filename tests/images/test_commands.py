@@ -142,7 +142,7 @@ def test_approve_failures_exit_non_zero(make_image):
     assert "User 'ghost' not found" in run_failing("approve", "--all-pending", "--as", "ghost")[1]
 
 
-def test_reject_with_reason(pending):
+def test_reject_command_records_the_reason_and_keeps_the_file(pending):
     out = run("reject", pending[0].id, "--reason", "blurry")
     assert out.splitlines() == [f"rejected {pending[0].id}", "Rejected 1, skipped 0, failed 0 of 1"]
     row = ImageTransition.objects.get(image=pending[0])
@@ -207,7 +207,7 @@ def test_create_api_token_default_role_is_client(db):
     assert list(User.objects.get(username="carol").groups.values_list("name", flat=True)) == ["reviewers"]
 
 
-def test_optimize_images_command(tmp_path, make_image, settings):
+def test_optimize_images_command_resizes_and_reports_refused_images(tmp_path, make_image, settings):
     settings.THUMBNAIL_SIZE = 32
     image = make_image()
     out = run("optimize_images", image.id, "--width", "120", "--height", "150")

@@ -150,7 +150,7 @@ def test_runpod_generation_stores_job_ids_and_passes_the_request_id(runpod_serve
 
 
 @pytest.mark.django_db(transaction=True)
-def test_comfyui_generation_completes(comfyui_server):
+def test_comfyui_generation_completes_every_slot(comfyui_server):
     comfyui_server.queue_polls = 2
     generation = run(create(prompt="retro sunset cat", batch_size=2, backend="comfyui"))
     assert generation.status == GenerationStatus.COMPLETED and generation.success_count == 2

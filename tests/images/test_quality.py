@@ -68,7 +68,7 @@ def test_file_size_over_the_limit_is_an_error(tmp_path, settings):
     assert report["errors"][0].startswith("File size 0.0 MB is over the limit")
 
 
-def test_info_fields(tmp_path):
+def test_info_reports_size_mode_dpi_print_size_and_transparency(tmp_path):
     report = quality_report(png(tmp_path, (4500, 5400), mode="RGBA"))
     assert report["info"] == {
         "resolution": {"width": 4500, "height": 5400},

@@ -128,7 +128,7 @@ def test_product_templates_crud_and_single_default(hoodie, as_publisher):
     assert as_publisher.get("/api/v1/product-templates").json()["count"] == 1
 
 
-def test_product_template_validation(as_publisher):
+def test_product_template_refuses_bad_platform_missing_printify_ids_and_unknown_keys(as_publisher):
     response = as_publisher.post("/api/v1/product-templates", {"name": "x", "platform": "etsy"}, format="json")
     assert response.status_code == 400 and "platform" in response.json()["details"]["fields"]
     response = as_publisher.post("/api/v1/product-templates", {"name": "x"}, format="json")

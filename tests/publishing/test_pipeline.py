@@ -85,7 +85,7 @@ def test_429_and_500_are_retried_honouring_retry_after(printify, hoodie, approve
     assert len(printify.products) == 1
 
 
-def test_timeouts_are_retried(printify, hoodie, approved, actor, settings):
+def test_printify_timeout_is_retried_and_the_product_published(printify, hoodie, approved, actor, settings):
     settings.PRINTIFY_TIMEOUT_SECONDS = 0.5
     (image,) = approved()
     printify.inject("upload", Fault(delay=1.0))
