@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from images.models import Image, ImageStatus
+from images.models import Image, ImageStatus, ImageTransition
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,8 @@ def test_batch_reject_keeps_the_reason(as_reviewer, make_image):
     body = as_reviewer.post("/api/v2/batch/reject/", {"image_ids": [image.id], "reason": "off-brand"},
                             format="json").json()
     assert body["successful"] == [image.id]
-    assert Image.objects.get(id=image.id).history.get().note == "off-brand"
+    image.refresh_from_db()
+    assert image.status == "rejected" and image.history.get().note == "off-brand"
 
 
 def test_batch_delete_honours_force(as_reviewer, make_image):
@@ -59,6 +60,7 @@ def test_atomic_batch_changes_nothing_and_answers_409_with_the_would_be_result(
     assert body["details"]["successful"] == [pending.id]
     assert body["details"]["counts"] == {"successful": 1, "failed": 0, "skipped": 1, "total": 2}
     assert Image.objects.get(id=pending.id).status == "pending"
+    assert not ImageTransition.objects.exists()  # no history row survived the rollback
 
 
 def test_atomic_batch_that_can_apply_applies(as_reviewer, make_image):
