@@ -1,6 +1,7 @@
 """Backends against real HTTP stand-ins of ComfyUI and RunPod, and the deterministic procedural one."""
 
 import io
+import socket
 
 import pytest
 from PIL import Image
@@ -41,6 +42,14 @@ def runpod(runpod_server):
 @pytest.fixture
 def comfyui(comfyui_server):
     return ComfyUIBackend(base_url=comfyui_server.url, checkpoint="flux1-dev-fp8.safetensors")
+
+
+@pytest.fixture
+def refused_url():
+    """A loopback port held bound but not listening: connections are refused, whatever else runs on the host."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
 
 
 def size_of(png: bytes) -> tuple[int, int]:
@@ -117,9 +126,9 @@ def test_comfyui_cancel_removes_the_prompt_from_the_queue(comfyui, comfyui_serve
     assert comfyui_server.deleted == [job_id]
 
 
-def test_unreachable_backend_is_transient(settings):
+def test_unreachable_backend_is_transient(settings, refused_url):
     settings.HTTP_RETRY_BACKOFF_SECONDS = 0
-    backend = ComfyUIBackend(base_url="http://127.0.0.1:9", checkpoint="x")
+    backend = ComfyUIBackend(base_url=refused_url, checkpoint="x")
     with pytest.raises(TransientBackendError):
         backend.poll("p", REQUEST)
 
@@ -189,9 +198,9 @@ def test_runpod_submission_whose_answer_times_out_is_not_sent_again(runpod, runp
     assert runpod_server.submissions == 1
 
 
-def test_runpod_submission_to_an_unreachable_endpoint_is_transient(settings):
+def test_runpod_submission_to_an_unreachable_endpoint_is_transient(settings, refused_url):
     settings.HTTP_RETRY_BACKOFF_SECONDS = 0
-    backend = RunPodBackend(base_url="http://127.0.0.1:9/v2", endpoint_id=ENDPOINT_ID, api_key=API_KEY)
+    backend = RunPodBackend(base_url=f"{refused_url}/v2", endpoint_id=ENDPOINT_ID, api_key=API_KEY)
     with pytest.raises(TransientBackendError):
         backend.submit(REQUEST)
 
