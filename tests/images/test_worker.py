@@ -101,9 +101,11 @@ def test_sigkilled_worker_is_replaced_and_the_generation_resumes_without_a_secon
     runpod_server.hold = False
 
     second = workers(WORKER_STALE_SECONDS="1")
-    wait_for(lambda: Generation.objects.get(id=generation.id).status == GenerationStatus.COMPLETED,
-             what="generation completed by the second worker", workers=[first, second])
+    # The worker marks its task result only after the task returned, i.e. after the generation completed.
+    wait_for(lambda: DBTaskResult.objects.get(id=task.id).status == "SUCCESSFUL",
+             what="task finished by the second worker", workers=[first, second])
     generation.refresh_from_db()
+    assert generation.status == GenerationStatus.COMPLETED
     assert runpod_server.submissions == 2  # one /run per slot, none repeated after the crash
     assert sorted(generation.images.values_list("batch_index", flat=True)) == [0, 1]
     assert generation.success_count == 2
