@@ -35,7 +35,8 @@ def test_transition_table_matches_contract():
 def test_approve_records_history_and_event(make_image, reviewer_actor):
     image = make_image()
     approved = image_approve(image_id=image.id, actor=reviewer_actor, note="crisp")
-    assert approved.status == S.APPROVED
+    image.refresh_from_db()
+    assert approved.status == S.APPROVED and image.status == S.APPROVED
     row = ImageTransition.objects.get(image=image)
     assert (row.from_status, row.to_status, row.actor_label, row.via, row.note) == (
         "pending", "approved", "reviewer1", "api", "crisp"
@@ -62,6 +63,10 @@ def test_unknown_image_is_not_found(reviewer_actor):
 def test_reset_returns_rejected_image_to_queue(make_image, reviewer_actor):
     image = make_image(status=S.REJECTED)
     assert image_reset(image_id=image.id, actor=reviewer_actor).status == S.PENDING
+    image.refresh_from_db()
+    assert image.status == S.PENDING
+    row = ImageTransition.objects.get(image=image)
+    assert (row.from_status, row.to_status) == ("rejected", "pending")
 
 
 def test_batch_reports_successful_failed_and_skipped(make_image, reviewer_actor):
