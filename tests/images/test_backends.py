@@ -12,19 +12,12 @@ from images.backends.procedural import render
 from images.backends.runpod import RunPodBackend
 from images.backends.workflow import sample_size
 from tests.servers.comfyui import ComfyUIServer
-from tests.servers.runpod import API_KEY, ENDPOINT_ID, RunPodServer
+from tests.servers.runpod import API_KEY, ENDPOINT_ID
 
 REQUEST = GenerationRequest(
     prompt="retro sunset cat", width=600, height=720, steps=12, guidance=3.5, seed=42,
     style="pop art", negative_prompt="blurry", request_id="req-123",
 )
-
-
-@pytest.fixture
-def runpod_server():
-    server = RunPodServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
