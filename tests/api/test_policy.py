@@ -1,4 +1,4 @@
-"""Every versioned write declares its rate tier (INTERFACES.md); every permission named is a real one."""
+"""Every versioned write declares its rate tier; every permission named is a real one."""
 
 from __future__ import annotations
 
