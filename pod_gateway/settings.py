@@ -365,7 +365,7 @@ SPECTACULAR_SETTINGS = {
         "Authenticate with `Authorization: Token <key>` (`manage.py create_api_token`) or a session. "
         "v1 errors are `{error, code, details, request_id}` and lists are page-numbered; "
         "v2 errors are RFC 9457 `application/problem+json` and lists use cursors. "
-        "These docs describe the version in `?version=` (v1 when absent)."
+        "These docs describe the version in `?version=` (the current one, v2, when absent)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -6,7 +6,7 @@ Views validate input and call publishing.services; errors become coded responses
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -105,6 +105,7 @@ class ImagePublishView(APIView):
     rate_tier = "publishing"
 
     @extend_schema(tags=["images"], summary="Publish", request=s.PublishInputSerializer,
+                   parameters=[OpenApiParameter("image_id", str, OpenApiParameter.PATH, description="Image id")],
                    responses={202: s.ProductSerializer, 409: OpenApiResponse(description="Image not publishable")})
     def post(self, request: Request, image_id: str, *args, **kwargs) -> Response:
         data = s.PublishInputSerializer(data=request.data)
