@@ -20,8 +20,10 @@ import urllib.request
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.servers import StandInServer
 
 API_KEY = "test-printify-key"
 SHOP_ID = 4321
@@ -116,21 +118,18 @@ class PrintifyStandIn:
             def do_POST(self) -> None:
                 stand_in._handle(self, "POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = StandInServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"{self.server.url}/v1"
 
     def start(self) -> PrintifyStandIn:
-        self.thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def inject(self, route: str, *faults: Fault) -> None:
         """Queue faults for the next calls of `route` (shops, upload, create, publish, variants, …)."""
