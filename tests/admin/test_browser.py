@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,24 @@ pytestmark = [
         "the browser test needs it and never downloads a browser",
     ),
 ]
+
+
+@contextmanager
+def signed_in_page(live_server, username: str, *, width: int, height: int) -> Iterator:
+    """A Chromium page of the given size, signed in to the admin as `username` (password `pw-<username>`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"{live_server.url}/admin/")
+            page.fill("#id_username", username)
+            page.fill("#id_password", f"pw-{username}")
+            page.click("input[type=submit]")
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +86,7 @@ def design(seed: int, width: int, height: int, dpi: int | None) -> io.BytesIO:
 
 
 def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browser_reviewer, make_image):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     def intake(n: int, prompt: str, width: int, height: int, dpi: int | None = None) -> Image:
         return image_intake(source=design(n, width, height, dpi), filename=f"design-{n}.png",
@@ -77,53 +97,44 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
     untouched = make_image(S.APPROVED, prompt="already approved")
     screenshots = os.environ.get("SCREENSHOT_DIR")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        try:
-            page.goto(f"{live_server.url}/admin/")
-            page.fill("#id_username", "alice")
-            page.fill("#id_password", "pw-alice")
-            page.click("input[type=submit]")
-            expect(page.locator(".pod-queue-callout")).to_contain_text("5 images waiting for review")
-            if screenshots:
-                page.screenshot(path=f"{screenshots}/index.png", full_page=True)
+    with signed_in_page(live_server, "alice", width=1440, height=900) as page:
+        expect(page.locator(".pod-queue-callout")).to_contain_text("5 images waiting for review")
+        if screenshots:
+            page.screenshot(path=f"{screenshots}/index.png", full_page=True)
 
-            page.click("text=Open the review queue")
-            expect(page.locator("#result_list tbody tr")).to_have_count(5)
-            expect(page.locator("#result_list img.pod-thumb").first).to_be_visible()
-            # The thumbnails load lazily: wait for the first one to arrive, then check it decoded.
-            first_thumb = page.locator("#result_list img.pod-thumb").first.element_handle()
-            page.wait_for_function("img => img.complete", arg=first_thumb)
-            assert first_thumb.evaluate("img => img.naturalWidth") > 0
-            page.goto(f"{live_server.url}/admin/images/image/")
-            if screenshots:
-                page.screenshot(path=f"{screenshots}/queue.png", full_page=True)
+        page.click("text=Open the review queue")
+        expect(page.locator("#result_list tbody tr")).to_have_count(5)
+        expect(page.locator("#result_list img.pod-thumb").first).to_be_visible()
+        # The thumbnails load lazily: wait for the first one to arrive, then check it decoded.
+        first_thumb = page.locator("#result_list img.pod-thumb").first.element_handle()
+        page.wait_for_function("img => img.complete", arg=first_thumb)
+        assert first_thumb.evaluate("img => img.naturalWidth") > 0
+        page.goto(f"{live_server.url}/admin/images/image/")
+        if screenshots:
+            page.screenshot(path=f"{screenshots}/queue.png", full_page=True)
 
-            for image in to_approve:
-                page.check(f"input.action-select[value='{image.pk}']")
-            page.select_option("select[name=action]", "approve_images")
-            page.click("button[name=index]")
-            expect(page.locator(".messagelist")).to_contain_text("Approved 3 images")
+        for image in to_approve:
+            page.check(f"input.action-select[value='{image.pk}']")
+        page.select_option("select[name=action]", "approve_images")
+        page.click("button[name=index]")
+        expect(page.locator(".messagelist")).to_contain_text("Approved 3 images")
 
-            for image in to_reject:
-                page.check(f"input.action-select[value='{image.pk}']")
-            page.select_option("select[name=action]", "reject_images")
-            page.click("button[name=index]")
-            expect(page.locator("h1")).to_have_text("Reject images")
-            if screenshots:
-                page.screenshot(path=f"{screenshots}/reject.png", full_page=True)
-            page.fill("textarea[name=reason]", "soft focus, not print-ready")
-            page.click("#pod-action-form input[type=submit]")
-            expect(page.locator(".messagelist")).to_contain_text("Rejected 2 images")
-            if screenshots:
-                page.screenshot(path=f"{screenshots}/after.png", full_page=True)
-                page.goto(f"{live_server.url}/admin/images/image/{quote(to_reject[0].pk)}/change/")
-                page.screenshot(path=f"{screenshots}/image.png", full_page=True)
-                page.goto(f"{live_server.url}/admin/images/generation/add/")
-                page.screenshot(path=f"{screenshots}/start.png", full_page=True)
-        finally:
-            browser.close()
+        for image in to_reject:
+            page.check(f"input.action-select[value='{image.pk}']")
+        page.select_option("select[name=action]", "reject_images")
+        page.click("button[name=index]")
+        expect(page.locator("h1")).to_have_text("Reject images")
+        if screenshots:
+            page.screenshot(path=f"{screenshots}/reject.png", full_page=True)
+        page.fill("textarea[name=reason]", "soft focus, not print-ready")
+        page.click("#pod-action-form input[type=submit]")
+        expect(page.locator(".messagelist")).to_contain_text("Rejected 2 images")
+        if screenshots:
+            page.screenshot(path=f"{screenshots}/after.png", full_page=True)
+            page.goto(f"{live_server.url}/admin/images/image/{quote(to_reject[0].pk)}/change/")
+            page.screenshot(path=f"{screenshots}/image.png", full_page=True)
+            page.goto(f"{live_server.url}/admin/images/generation/add/")
+            page.screenshot(path=f"{screenshots}/start.png", full_page=True)
 
     assert {i.status for i in Image.objects.filter(pk__in=[i.pk for i in to_approve])} == {S.APPROVED}
     assert {i.status for i in Image.objects.filter(pk__in=[i.pk for i in to_reject])} == {S.REJECTED}
@@ -135,7 +146,6 @@ def test_reviewer_logs_in_approves_and_rejects_with_a_reason(live_server, browse
 
 def test_queue_and_products_fit_a_laptop_screen(live_server, transactional_db, queue_image, make_generation):
     """At 1366×768 every column of the queue and the product list is on screen, without sideways scrolling."""
-    from playwright.sync_api import sync_playwright
 
     from publishing.models import Product, ProductStatus, ProductTemplate
 
@@ -155,25 +165,16 @@ def test_queue_and_products_fit_a_laptop_screen(live_server, transactional_db, q
                                    external_url="https://printify.com/app/product-details/5f0c1a2b3c4d5e6f7a8b9c0d")
     screenshots = os.environ.get("SCREENSHOT_DIR")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
-        try:
-            page.goto(f"{live_server.url}/admin/")
-            page.fill("#id_username", "boss")
-            page.fill("#id_password", "pw-boss")
-            page.click("input[type=submit]")
-            for name, path in [("queue-1366", "/admin/images/image/"), ("products-1366", "/admin/publishing/product/")]:
-                page.goto(f"{live_server.url}{path}")
-                if screenshots:
-                    page.screenshot(path=f"{screenshots}/{name}.png")
-                overflow = page.evaluate(
-                    "() => { const r = document.querySelector('#changelist-form .results');"
-                    " return [r.scrollWidth, r.clientWidth, document.documentElement.scrollWidth, window.innerWidth]; }"
-                )
-                assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3], f"{path} scrolls sideways: {overflow}"
-                last_header = page.locator("#result_list thead th").last
-                box = last_header.bounding_box()
-                assert box is not None and box["x"] + box["width"] <= 1366, f"{path}: last column off screen"
-        finally:
-            browser.close()
+    with signed_in_page(live_server, "boss", width=1366, height=768) as page:
+        for name, path in [("queue-1366", "/admin/images/image/"), ("products-1366", "/admin/publishing/product/")]:
+            page.goto(f"{live_server.url}{path}")
+            if screenshots:
+                page.screenshot(path=f"{screenshots}/{name}.png")
+            overflow = page.evaluate(
+                "() => { const r = document.querySelector('#changelist-form .results');"
+                " return [r.scrollWidth, r.clientWidth, document.documentElement.scrollWidth, window.innerWidth]; }"
+            )
+            assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3], f"{path} scrolls sideways: {overflow}"
+            last_header = page.locator("#result_list thead th").last
+            box = last_header.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1366, f"{path}: last column off screen"
