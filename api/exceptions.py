@@ -21,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.views import set_rollback
 
-from pod_gateway.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

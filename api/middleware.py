@@ -18,8 +18,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 
 from api.exceptions import error_response
-from pod_gateway import metrics
-from pod_gateway.logging import bind_request_id, redact, unbind_request_id
+from core import metrics
+from core.logging import bind_request_id, redact, unbind_request_id
 
 logger = logging.getLogger("pod_gateway.request")
 

@@ -21,12 +21,9 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Count, Min
-from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import is_ratelimited
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
@@ -205,33 +202,3 @@ class TierRateThrottle(BaseThrottle):
         if not decision.allowed:
             raise RateLimitExceeded(decision)
         return True
-
-
-# --- Admin login (django-ratelimit) -------------------------------------------------------------
-
-ADMIN_LOGIN_GROUP = "pod_gateway.admin_login"
-
-
-def admin_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-    """The admin login view, refusing POSTs over ADMIN_LOGIN_RATE per client IP and per username."""
-    if request.method == "POST":
-        count, period = settings.ADMIN_LOGIN_RATE
-        rate = f"{count}/{period}s"
-        # Both counters advance on every attempt, so neither a spray over many usernames from one
-        # address nor a distributed guess at one username gets more than `rate` tries.
-        by_ip = is_ratelimited(request, group=ADMIN_LOGIN_GROUP, key="ip", rate=rate, method="POST", increment=True)
-        by_user = is_ratelimited(
-            request, group=ADMIN_LOGIN_GROUP + ".user", key=_username_key, rate=rate, method="POST", increment=True
-        )
-        if by_ip or by_user:
-            logger.warning("Admin login refused: too many attempts (%s)", "ip" if by_ip else "username")
-            return HttpResponse(
-                "<h1>Too many login attempts</h1><p>Wait a few minutes and try again.</p>",
-                status=429,
-                headers={"Retry-After": str(period)},
-            )
-    return admin.site.login(request, extra_context)
-
-
-def _username_key(group: str, request: HttpRequest) -> str:
-    return request.POST.get("username", "").strip().lower()

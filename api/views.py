@@ -52,20 +52,6 @@ class VersionView(PublicView):
         return Response(version_info())
 
 
-class HealthView(PublicView):
-    # Liveness probes poll forever from one address; throttling them would report a healthy process dead.
-    throttle_classes: list = []
-
-    @extend_schema(
-        operation_id="health",
-        tags=["meta"],
-        summary="Liveness: the process is up and serving requests",
-        responses=inline_serializer(name="Health", fields={"status": serializers.CharField()}),
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"status": "ok"})
-
-
 class SchemaView(SpectacularAPIView):
     """One OpenAPI document per version, chosen by `?version=` (default: the current version)."""
 

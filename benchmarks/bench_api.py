@@ -106,8 +106,8 @@ def _reset_to_pending(ids: list[str]) -> None:
 
 def raw_approve(ids: list[str], user_id: int, username: str) -> None:
     """The writes of a batch approval in plain SQL: one UPDATE and two multi-row INSERTs in one transaction."""
+    from core.ids import new_event_id
     from images.models import Image, ImageTransition
-    from pod_gateway.ids import new_event_id
     from webhooks.models import WebhookEvent
 
     now = timezone.now()
@@ -163,7 +163,7 @@ def _bench_batch(client: Client, user: User) -> list[str]:
     _approve_via_api(client, _make_pending(1, "warm"))
     q_small = _queries(lambda: _approve_via_api(client, small))
     q_big = _queries(lambda: _approve_via_api(client, big))
-    # Django 5.2's own SQLite backend splits a bulk INSERT at 999 parameters (pod_gateway.db.sqlite3 does not).
+    # Django 5.2's own SQLite backend splits a bulk INSERT at 999 parameters (core.db.sqlite3 does not).
     split = connection.vendor == "sqlite" and q_big != q_small
     note = "; SQLite: Django splits bulk INSERTs at 999 parameters" if split else ""
     lines = [figure(

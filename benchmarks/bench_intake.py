@@ -95,8 +95,8 @@ def run() -> list[str]:
 
 
 def _run() -> list[str]:
+    from core.actors import Actor
     from images.intake import image_optimize
-    from images.services import Actor
 
     work = Path(settings.DATA_DIR) / "bench"
     work.mkdir(exist_ok=True)

@@ -1,17 +1,17 @@
 """The reviewers' home: the image review queue, image and generation pages, and the admin's own views.
 
-Every state change here calls the same service as the API (images.services, publishing.services,
-images.generation) with `Actor(request.user, "admin")`; the admin never writes a status itself.
+Every state change here calls the same service as the API (images.services, images.generation) with
+`Actor(request.user, "admin")`; the admin never writes a status itself. The publishing app adds its
+publish action and product link to this page (publishing/admin.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -25,13 +25,14 @@ from django.utils.http import urlencode
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
+from core.admin_tools import REVIEW_CSS, admin_actor, admin_url, report_result, status_badge
+from core.batch import Outcome
+from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
 from images.generation import generation_cancel, generation_create
-from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition, Via
+from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
 from images.services import (
     DELETABLE,
-    Actor,
-    BatchResult,
     can_transition,
     image_approve,
     image_reject,
@@ -40,9 +41,6 @@ from images.services import (
     images_reject,
     images_reset,
 )
-from pod_gateway.errors import DomainError, DuplicatePromptError, InvalidInputError
-from publishing.forms import PublishForm
-from publishing.services import images_publish
 
 admin.site.site_header = "POD Gateway"
 admin.site.site_title = "POD Gateway admin"
@@ -50,22 +48,6 @@ admin.site.index_title = "Review and publishing"
 # The navigation sidebar takes 300px of every page; without it the queue's columns fit a 1366px laptop
 # screen beside the filters. The index page and the breadcrumbs still lead everywhere.
 admin.site.enable_nav_sidebar = False
-
-REVIEW_CSS = {"all": ["images/admin/review.css"]}
-
-
-def admin_actor(request: HttpRequest) -> Actor:
-    return Actor(request.user, Via.ADMIN)
-
-
-def status_badge(status: str) -> str:
-    return format_html('<span class="pod-badge pod-status-{}">{}</span>', status, status)
-
-
-def admin_url(name: str, pk: str) -> str:
-    """An admin object URL, the id quoted the way the admin unquotes it."""
-    return reverse(f"admin:{name}", args=[quote(pk)])
-
 
 def image_change_url(image_id: str) -> str:
     return admin_url("images_image_change", image_id)
@@ -79,30 +61,11 @@ def thumbnail_html(image: Image, css_class: str = "pod-thumb") -> str:
     return format_html('<img class="{}" src="{}" alt="" loading="lazy">', css_class, src)
 
 
-def report_result(model_admin: admin.ModelAdmin, request: HttpRequest, result: BatchResult, done: str) -> None:
-    """Tell the reviewer which images changed, and which were refused and why (grouped by reason)."""
-    if result.successful:
-        count = len(result.successful)
-        model_admin.message_user(
-            request,
-            f"{done} {count} image{'s' if count != 1 else ''}: {', '.join(result.successful)}",
-            messages.SUCCESS,
-        )
-    refused: dict[str, list[str]] = defaultdict(list)
-    for entry in result.skipped:
-        refused[_admin_reason(entry["reason"])].append(entry["image_id"])
-    for entry in result.failed:
-        refused[entry["error"]].append(entry["image_id"])
-    level = messages.WARNING if result.successful else messages.ERROR
-    for reason, ids in refused.items():
-        model_admin.message_user(request, f"Not changed ({reason}): {', '.join(ids)}", level)
-    if not (result.successful or result.skipped or result.failed):
-        model_admin.message_user(request, "No images were selected.", messages.WARNING)
-
-
-def _admin_reason(reason: str) -> str:
-    # The delete service suggests the API's `force`; the admin never forces, a reset comes first.
-    return reason.replace("use force to delete it", "reset it to pending first")
+def admin_wording(entry: dict[str, str]) -> str:
+    """The admin's sentence for a refused image: the admin never forces a delete, a reset comes first."""
+    if entry["code"] == Outcome.NEEDS_FORCE:
+        return entry["reason"].removesuffix(" without force") + " (reset it to pending first)"
+    return ""
 
 
 class GenerationFilter(admin.SimpleListFilter):
@@ -177,22 +140,22 @@ class ImageAdmin(admin.ModelAdmin):
     ]
     list_display_links = ["thumbnail_column", "prompt_column"]
     list_filter = ["status", QualityFilter, GenerationFilter, "created_at"]
-    list_select_related = ["generation", "product"]
+    list_select_related = ["generation"]
     search_fields = ["prompt", "=id"]
     list_per_page = 50
     list_max_show_all = 500
     show_full_result_count = False
-    actions = ["approve_images", "reject_images", "publish_images", "reset_images", "delete_images"]
+    actions = ["approve_images", "reject_images", "reset_images", "delete_images"]
     inlines = [ImageTransitionInline]
     change_form_template = "admin/images/image/change_form.html"
     fieldsets = [
-        (None, {"fields": ["preview", "status_column", "product_link", "prompt", "generation_column"]}),
+        (None, {"fields": ["preview", "status_column", "prompt", "generation_column"]}),
         ("Print file", {"fields": ["id", "source", "size_column", "format", "color_mode", "file_size_column",
                                    "sha256", "created_by", "created_at", "updated_at"]}),
         ("Quality report", {"fields": ["quality_report"]}),
     ]
     readonly_fields = [
-        "preview", "status_column", "product_link", "prompt", "generation_column", "id", "source", "size_column",
+        "preview", "status_column", "prompt", "generation_column", "id", "source", "size_column",
         "format", "color_mode", "file_size_column", "sha256", "created_by", "created_at", "updated_at",
         "quality_report",
     ]
@@ -284,16 +247,6 @@ class ImageAdmin(admin.ModelAdmin):
             file_url, thumbnail_html(obj, "pod-preview"), file_url, obj.width, obj.height,
         )
 
-    @admin.display(description="Product")
-    def product_link(self, obj: Image) -> str:
-        product = getattr(obj, "product", None)
-        if product is None:
-            return "—"
-        url = admin_url("publishing_product_change", product.pk)
-        external = format_html(' · <a href="{}" target="_blank" rel="noopener">{}</a>', product.external_url,
-                               product.external_url) if product.external_url else ""
-        return format_html('<a href="{}">{}</a> {}{}', url, product.pk, status_badge(product.status), external)
-
     @admin.display(description="File size")
     def file_size_column(self, obj: Image) -> str:
         return filesizeformat(obj.file_size) if obj.file_size else "—"
@@ -329,13 +282,11 @@ class ImageAdmin(admin.ModelAdmin):
     def has_review_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("images.review_image")
 
-    def has_publish_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("publishing.publish_image")
-
     def delete_model(self, request: HttpRequest, obj: Image) -> None:
         result = images_delete(image_ids=[obj.pk], actor=admin_actor(request))
         if not result.successful:
-            raise PermissionDenied(_admin_reason(result.skipped[0]["reason"]) if result.skipped else "not deletable")
+            entry = result.skipped[0] if result.skipped else None
+            raise PermissionDenied((admin_wording(entry) or entry["reason"]) if entry else "not deletable")
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         images_delete(image_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
@@ -374,36 +325,9 @@ class ImageAdmin(admin.ModelAdmin):
             result = images_reject(image_ids=ids, actor=admin_actor(request), reason=form.cleaned_data["reason"])
             report_result(self, request, result, "Rejected")
             return None
-        return self._intermediate(request, queryset, form, action="reject_images", title="Reject images",
+        return self.intermediate_page(request, queryset, form, action="reject_images", title="Reject images",
                                   submit="Reject", intro="Reject these images? The reason is kept in each "
                                   "image's decision history. Files are kept until pruned.")
-
-    @admin.action(description="Publish selected images…", permissions=["publish"])
-    def publish_images(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        ids = _ids(queryset)
-        form = PublishForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            template = form.cleaned_data["template"]
-            try:
-                result = images_publish(
-                    image_ids=ids, actor=admin_actor(request), template_id=template.pk if template else None,
-                    batch_action="publish",
-                )
-            except InvalidInputError as exc:
-                for messages_ in exc.fields.values():
-                    for message in messages_:
-                        form.add_error("template", message)
-                if not exc.fields:
-                    form.add_error(None, exc.message)
-            except DomainError as exc:
-                self.message_user(request, f"Nothing was published: {exc.message}", messages.ERROR)
-                return None
-            else:
-                report_result(self, request, result, "Publishing")
-                return None
-        return self._intermediate(request, queryset, form, action="publish_images", title="Publish images",
-                                  submit="Publish", intro="Publish these approved images as products with the "
-                                  "chosen template. Publishing runs in the background; follow it under Products.")
 
     @admin.action(description="Reset selected images to pending", permissions=["review"])
     def reset_images(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -414,13 +338,13 @@ class ImageAdmin(admin.ModelAdmin):
     def delete_images(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         if "apply" in request.POST:
             result = images_delete(image_ids=_ids(queryset), actor=admin_actor(request), batch_action="delete")
-            report_result(self, request, result, "Deleted")
+            report_result(self, request, result, "Deleted", wording=admin_wording)
             return None
-        return self._intermediate(request, queryset, None, action="delete_images", title="Delete images",
+        return self.intermediate_page(request, queryset, None, action="delete_images", title="Delete images",
                                   submit="Delete", intro="Delete these images and their files? Only pending and "
                                   "rejected images are deleted; the others are listed as not changed.")
 
-    def _intermediate(self, request: HttpRequest, queryset: QuerySet, form: Any, *, action: str, title: str,
+    def intermediate_page(self, request: HttpRequest, queryset: QuerySet, form: Any, *, action: str, title: str,
                       submit: str, intro: str) -> TemplateResponse:
         """The page between choosing an action and applying it: the images, the question, a form."""
         images = list(queryset.select_related(None).only("id", "status", "prompt", "thumbnail")[:500])

@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from PIL import Image as PILImage
 
 
 class ImagesConfig(AppConfig):
@@ -6,10 +8,5 @@ class ImagesConfig(AppConfig):
     verbose_name = "Review queue"
 
     def ready(self) -> None:
-        from django.conf import settings
-        from PIL import Image as PILImage
-
-        from images import checks  # noqa: F401  (registers the configuration system checks)
-
         # Every Image.open in the process (intake, backends) refuses bombs at our limit, not Pillow's.
         PILImage.MAX_IMAGE_PIXELS = settings.IMAGE_MAX_PIXELS

@@ -8,10 +8,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import DuplicatePromptError, InvalidStateError, NotFoundError
+from core.logging import current_request_id
 from images.models import Generation, GenerationStatus
-from images.services import Actor
+from images.tasks import generation_run
 from images.validation import SEED_MAX, prompt_hash
-from pod_gateway.errors import DuplicatePromptError, InvalidStateError, NotFoundError
 
 FINISHED = frozenset({GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
 # A prompt only counts as a duplicate of a generation that did (or may still) produce images.
@@ -19,8 +21,6 @@ DUPLICATE_OF = (GenerationStatus.QUEUED, GenerationStatus.RUNNING, GenerationSta
 
 
 def _current_request_id() -> str:
-    from pod_gateway.logging import current_request_id
-
     return current_request_id() or ""
 
 
@@ -30,8 +30,6 @@ def generation_create(*, data: dict[str, Any], actor: Actor, request_id: str | N
     `data` is GenerateInputSerializer.validated_data. Raises DuplicatePromptError when an earlier
     generation has the same prompt hash, unless `allow_duplicate`.
     """
-    from images.tasks import generation_run
-
     digest = prompt_hash(
         prompt=data["prompt"],
         width=data["width"],

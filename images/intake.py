@@ -29,10 +29,10 @@ from django.db import transaction
 from PIL import ExifTags, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
 
+from core.actors import Actor
+from core.errors import DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
 from images.models import Generation, Image, ImageSource, ImageStatus
-from images.services import Actor
 from images.validation import clean_text
-from pod_gateway.errors import DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
 from webhooks.models import EventType
 from webhooks.services import event_record
 

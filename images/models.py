@@ -6,7 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from pod_gateway import ids
+from core import ids
+from core.actors import Via
 
 
 class GenerationStatus(models.TextChoices):
@@ -30,13 +31,6 @@ class ImageSource(models.TextChoices):
     GENERATED = "generated"
     IMPORTED = "imported"
     UPLOADED = "uploaded"
-
-
-class Via(models.TextChoices):
-    API = "api"
-    ADMIN = "admin"
-    COMMAND = "command"
-    SYSTEM = "system"
 
 
 class Generation(models.Model):
@@ -162,16 +156,3 @@ class ImageTransition(models.Model):
         if self.pk is not None:
             raise ValueError("Image history is append-only")
         super().save(*args, **kwargs)
-
-
-class WorkerHeartbeat(models.Model):
-    """Liveness of a task worker process; a running task whose worker went silent is requeued."""
-
-    worker_id = models.CharField(primary_key=True, max_length=64)
-    hostname = models.CharField(max_length=255, blank=True, default="")
-    pid = models.PositiveIntegerField(default=0)
-    started_at = models.DateTimeField(auto_now_add=True)
-    last_seen = models.DateTimeField(db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.worker_id} (pid {self.pid})"

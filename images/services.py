@@ -8,17 +8,17 @@ and records the outbox events, set-wise (a constant number of queries for 1 or 5
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from images.models import Image, ImageStatus, ImageTransition, Via
-from pod_gateway import metrics
-from pod_gateway.db.bulk import insert_rows
-from pod_gateway.errors import DomainError, InvalidStateError, NotFoundError
+from core import metrics
+from core.actors import Actor
+from core.batch import BatchNotAppliedError, BatchResult, Outcome, unique_ids
+from core.db.bulk import insert_rows
+from core.errors import InvalidStateError, NotFoundError
+from images import relations
+from images.models import Image, ImageStatus, ImageTransition
 from webhooks.models import EventType
 from webhooks.services import event_record, events_record
 
@@ -49,60 +49,8 @@ DELETABLE = frozenset({S.PENDING, S.REJECTED})
 DELETABLE_WITH_FORCE = DELETABLE | {S.APPROVED, S.FAILED}
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who makes a change and through which door (api, admin, command, system)."""
-
-    user: AbstractBaseUser | None = None
-    via: str = Via.SYSTEM
-
-    @property
-    def label(self) -> str:
-        return self.user.get_username() if self.user is not None else "system"
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(None, Via.SYSTEM)
-
-
-@dataclass
-class BatchResult:
-    """Per-id outcome of a set-wise action, in the shape of the batch endpoints."""
-
-    successful: list[str] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return not self.failed and not self.skipped
-
-    def as_dict(self) -> dict[str, Any]:
-        counts = {
-            "successful": len(self.successful),
-            "failed": len(self.failed),
-            "skipped": len(self.skipped),
-        }
-        counts["total"] = sum(counts.values())
-        return {"successful": self.successful, "failed": self.failed, "skipped": self.skipped, "counts": counts}
-
-
-class BatchNotAppliedError(DomainError):
-    """An atomic batch in which some image could not be changed; nothing was changed."""
-
-    code = "CONFLICT"
-
-    def __init__(self, result: BatchResult) -> None:
-        super().__init__("The batch was not applied: not every image could be changed", details=result.as_dict())
-        self.result = result
-
-
 def can_transition(from_status: str, to_status: str) -> bool:
     return to_status in TRANSITIONS.get(from_status, frozenset())
-
-
-def _unique(ids: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(str(i) for i in ids))
 
 
 def _partition(
@@ -115,11 +63,11 @@ def _partition(
     for image_id in ids:
         status = found.get(image_id)
         if status is None:
-            result.failed.append({"image_id": image_id, "error": f"Image {image_id} not found", "code": "NOT_FOUND"})
+            result.fail(image_id, f"Image {image_id} not found")
         elif status == to_status and allowed is None:
-            result.skipped.append({"image_id": image_id, "reason": f"already {status}"})
+            result.skip(image_id, Outcome.ALREADY_IN_STATE, f"already {status}")
         elif not (status in allowed if allowed is not None else can_transition(status, to_status)):
-            result.skipped.append({"image_id": image_id, "reason": f"cannot {verb} an image that is {status}"})
+            result.skip(image_id, Outcome.INVALID_TRANSITION, f"cannot {verb} an image that is {status}")
         else:
             movable.append((image_id, status))
             result.successful.append(image_id)
@@ -140,7 +88,7 @@ def images_transition(
     With `atomic`, nothing changes unless every image can move (`BatchNotAppliedError`). With
     `batch_action`, a `batch.completed` event is recorded with the counts.
     """
-    ids = _unique(image_ids)
+    ids = unique_ids(image_ids)
     with transaction.atomic():
         found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
         result, movable = _partition(ids, found, to_status)
@@ -169,7 +117,7 @@ def _apply(movable: list[tuple[str, str]], *, to_status: str, actor: Actor, note
         ImageTransition,
         fields=["image_id", "from_status"],
         rows=movable,
-        constants={"to_status": to_status, "actor_id": actor.user.pk if actor.user is not None else None,
+        constants={"to_status": to_status, "actor_id": actor.user_id,
                    "actor_label": label, "via": actor.via, "note": note, "created_at": now},
     )
     if to_status in EVENTS:
@@ -198,8 +146,11 @@ def raise_for_single(result: BatchResult, image_id: str) -> None:
     if result.failed:
         raise NotFoundError(result.failed[0]["error"], details={"image_id": image_id})
     if result.skipped:
-        reason = result.skipped[0]["reason"]
-        raise InvalidStateError(f"Image {image_id}: {reason}", details={"image_id": image_id, "reason": reason})
+        entry = result.skipped[0]
+        raise InvalidStateError(
+            f"Image {image_id}: {entry['reason']}",
+            details={"image_id": image_id, "reason": entry["reason"], "code": entry["code"]},
+        )
 
 
 def image_approve(*, image_id: str, actor: Actor, note: str = "") -> Image:
@@ -244,28 +195,19 @@ def images_delete(
     batch_action: str | None = None,
 ) -> BatchResult:
     """Delete images (rows and files) that are not in or past publishing; files go after commit."""
-    ids = _unique(image_ids)
+    ids = unique_ids(image_ids)
     allowed = DELETABLE_WITH_FORCE if force else DELETABLE
     with transaction.atomic():
-        rows = list(
-            Image.objects.select_for_update(of=("self",))
-            .filter(id__in=ids)
-            .values_list("id", "status", "product__external_id")
-        )
-        found = {image_id: status for image_id, status, _ in rows}
-        # A product that exists on the platform keeps its image: deleting it would lose the external id.
-        remote = {image_id: external_id for image_id, _, external_id in rows if external_id}
+        found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
         result, movable = _partition(ids, found, "deleted", allowed=allowed)
         for entry in result.skipped:
             if not force and found[entry["image_id"]] in DELETABLE_WITH_FORCE:
-                entry["reason"] += " (use force to delete it)"
-        if kept_remote := [image_id for image_id, _ in movable if image_id in remote]:
-            movable = [pair for pair in movable if pair[0] not in remote]
-            result.successful = [image_id for image_id in result.successful if image_id not in remote]
-            result.skipped += [
-                {"image_id": image_id, "reason": f"its product exists on the platform ({remote[image_id]})"}
-                for image_id in kept_remote
-            ]
+                entry["code"] = Outcome.NEEDS_FORCE
+                entry["reason"] += " without force"
+        # An image whose product exists on the platform is kept: deleting it would lose the external id.
+        if kept := relations.delete_refusals([image_id for image_id, _ in movable]):
+            movable = [pair for pair in movable if pair[0] not in kept]
+            result.withdraw(kept, Outcome.HAS_LIVE_PRODUCT, kept)
         if atomic and not result.complete:
             raise BatchNotAppliedError(result)
         doomed = [image_id for image_id, _ in movable]

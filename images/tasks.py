@@ -20,20 +20,22 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tasks import task
 
-from images.backends import (
+from core import metrics
+from core.actors import Actor, Via
+from core.errors import InvalidInputError
+from core.logging import bind_request_id, unbind_request_id
+from core.worker import WorkerStopping, stop_requested
+from images.backends.base import (
     Backend,
     BackendError,
     GenerationRequest,
     JobResult,
     JobState,
     TransientBackendError,
-    get_backend,
 )
-from images.models import Generation, GenerationStatus, Image, ImageSource, Via
-from images.services import Actor
-from images.worker import WorkerStopping, stop_requested
-from pod_gateway import metrics
-from pod_gateway.errors import InvalidInputError
+from images.backends.registry import get_backend
+from images.intake import image_intake
+from images.models import Generation, GenerationStatus, Image, ImageSource
 from webhooks.models import EventType
 from webhooks.services import event_record
 
@@ -50,8 +52,6 @@ def generation_run(generation_id: str) -> dict[str, Any]:
     generation = Generation.objects.filter(id=generation_id).first()
     if generation is None:
         return {"generation_id": generation_id, "status": "missing"}
-    from pod_gateway.logging import bind_request_id, unbind_request_id
-
     token = bind_request_id(generation.request_id or None)
     try:
         status = _run(generation)
@@ -196,8 +196,6 @@ class _Run:
         if not result.images:
             self._set(index, state=FAILED, error="The backend returned no image", error_type="external")
             return
-        from images.intake import image_intake
-
         try:
             image_intake(
                 source=io.BytesIO(result.images[0]),

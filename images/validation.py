@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from images.backends.registry import configuration_error
+
 PROMPT_MIN_LENGTH = 3
 PROMPT_MAX_LENGTH = 2000
 SEED_MAX = 4294967295
@@ -153,8 +155,6 @@ class GenerateInputSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Read at validation time so a changed GENERATION_BACKEND (tests, .env reload) is honoured.
         attrs["backend"] = attrs.get("backend") or settings.GENERATION_BACKEND
-        from images.backends import configuration_error
-
         problem = configuration_error(attrs["backend"])
         if problem:
             raise serializers.ValidationError({"backend": [problem]})

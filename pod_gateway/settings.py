@@ -102,7 +102,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver"
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 
 INSTALLED_APPS = [
-    # Our apps first: `images` overrides django_tasks_db's `db_worker` with a crash-safe worker.
+    # Our apps first: `core` overrides django_tasks_db's `db_worker` with a crash-safe worker.
+    "core",
     "images",
     "publishing",
     "webhooks",
@@ -199,7 +200,7 @@ SQLITE_OPTIONS = {
 }
 # Django's SQLite backend that knows SQLite's real parameter limit, so bulk inserts of a 500-image
 # batch are not split into several statements (see pod_gateway/db/sqlite3/base.py).
-SQLITE_ENGINE = "pod_gateway.db.sqlite3"
+SQLITE_ENGINE = "core.db.sqlite3"
 if DATABASE_URL:
     try:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
@@ -436,10 +437,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # The filter puts the current request's id on every record, whichever logger wrote it.
-    "filters": {"request_id": {"()": "pod_gateway.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {"()": "pod_gateway.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},

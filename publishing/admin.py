@@ -7,16 +7,20 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from images.admin import REVIEW_CSS, admin_actor, admin_url, status_badge, thumbnail_html
-from pod_gateway.errors import DomainError
-from publishing.forms import ProductTemplateForm
+from core.admin_tools import REVIEW_CSS, admin_actor, admin_url, report_result, status_badge
+from core.errors import DomainError, InvalidInputError
+from images.admin import ImageAdmin, thumbnail_html
+from images.models import Image
+from publishing.forms import ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate
+from publishing.selectors import products_of_images
 from publishing.services import (
+    images_publish,
     product_retry,
     product_template_create,
     product_template_delete,
@@ -167,3 +171,61 @@ class ProductAdmin(admin.ModelAdmin):
                 retried.append(product_id)
         if retried:
             self.message_user(request, f"Retrying {len(retried)} products: {', '.join(retried)}", messages.SUCCESS)
+
+
+class PublishingImageAdmin(ImageAdmin):
+    """The review queue with what publishing adds: the publish action and each image's product."""
+
+    actions = ["approve_images", "reject_images", "publish_images", "reset_images", "delete_images"]
+    fieldsets = [
+        (None, {"fields": ["preview", "status_column", "product_link", "prompt", "generation_column"]}),
+        *ImageAdmin.fieldsets[1:],
+    ]
+    readonly_fields = [*ImageAdmin.readonly_fields, "product_link"]
+
+    @admin.display(description="Product")
+    def product_link(self, obj: Image) -> str:
+        product = products_of_images([obj.pk]).get(obj.pk)
+        if product is None:
+            return "—"
+        url = admin_url("publishing_product_change", product["id"])
+        external = product["external_url"]
+        link = ""
+        if external:
+            link = format_html(' · <a href="{}" target="_blank" rel="noopener">{}</a>', external, external)
+        return format_html('<a href="{}">{}</a> {}{}', url, product["id"], status_badge(product["status"]), link)
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("publishing.publish_image")
+
+    @admin.action(description="Publish selected images…", permissions=["publish"])
+    def publish_images(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        ids = list(queryset.values_list("pk", flat=True))
+        form = PublishForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            template = form.cleaned_data["template"]
+            try:
+                result = images_publish(
+                    image_ids=ids, actor=admin_actor(request), template_id=template.pk if template else None,
+                    batch_action="publish",
+                )
+            except InvalidInputError as exc:
+                for messages_ in exc.fields.values():
+                    for message in messages_:
+                        form.add_error("template", message)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            except DomainError as exc:
+                self.message_user(request, f"Nothing was published: {exc.message}", messages.ERROR)
+                return None
+            else:
+                report_result(self, request, result, "Publishing")
+                return None
+        return self.intermediate_page(request, queryset, form, action="publish_images", title="Publish images",
+                                      submit="Publish", intro="Publish these approved images as products with the "
+                                      "chosen template. Publishing runs in the background; follow it under Products.")
+
+
+# The images app registers the plain review queue; publishing replaces it with the extended one.
+admin.site.unregister(Image)
+admin.site.register(Image, PublishingImageAdmin)

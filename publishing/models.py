@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from core import ids
 from images.models import Image
-from pod_gateway import ids
 
 
 class Platform(models.TextChoices):

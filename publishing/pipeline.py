@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import Any
 
@@ -20,8 +20,8 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from pod_gateway.errors import ExternalServiceError, InvalidInputError
-from publishing import pacing, services
+from core.errors import ExternalServiceError, InvalidInputError
+from publishing import outcomes, pacing
 from publishing.clients.printify import PrintifyClient, PrintifyError
 from publishing.export import product_export
 from publishing.models import Platform, Product, ProductStatus, ProductTemplate
@@ -35,11 +35,18 @@ FINISHED = frozenset({ProductStatus.PUBLISHED, ProductStatus.FAILED})
 
 
 class Deferred(Exception):
-    """The run was re-scheduled for later to stay within Printify's rate limits."""
+    """The run must continue later to stay within Printify's rate limits; a slot is reserved at `run_after`."""
+
+    def __init__(self, run_after: datetime) -> None:
+        super().__init__(f"paced until {run_after.isoformat()}")
+        self.run_after = run_after
 
 
 def product_run(*, product_id: str, prepaid: bool = False) -> str:
-    """Carry one product as far as it goes; return its status (or `deferred`)."""
+    """Carry one product as far as it goes; return its status.
+
+    Raises `Deferred` when the next step must wait for Printify's limits; the task re-schedules itself.
+    """
     product = Product.objects.select_related("image", "template").filter(id=product_id).first()
     if product is None or product.status in FINISHED:
         # Deleted meanwhile, or a duplicate run of a finished product: nothing to do.
@@ -49,20 +56,20 @@ def product_run(*, product_id: str, prepaid: bool = False) -> str:
     try:
         if product.platform == Platform.EXPORT:
             folder = product_export(product=product)
-            services.product_progress(product=product, external_id=folder.name)
-            services.product_mark_published(product=product)
+            outcomes.product_progress(product=product, external_id=folder.name)
+            outcomes.product_mark_published(product=product)
         else:
             _run_printify(product, prepaid=prepaid)
     except Deferred:
-        return "deferred"
+        raise
     except (ExternalServiceError, InvalidInputError, OSError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         logger.warning("Publishing product %s failed: %s", product.id, message)
-        services.product_mark_failed(product=product, error=message)
+        outcomes.product_mark_failed(product=product, error=message)
     except Exception as exc:
         # Failed rather than left in a working status no retry accepts; the task still records the crash.
         logger.exception("Publishing product %s crashed", product.id)
-        services.product_mark_failed(product=product, error=f"Internal error: {type(exc).__name__}")
+        outcomes.product_mark_failed(product=product, error=f"Internal error: {type(exc).__name__}")
         raise
     return product.status
 
@@ -78,23 +85,23 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
     try:
         if not product.external_upload_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
-            services.product_progress(product=product, status=ProductStatus.UPLOADING)
+            outcomes.product_progress(product=product, status=ProductStatus.UPLOADING)
             upload = client.image_upload(**_upload_source(product))
-            services.product_progress(product=product, external_upload_id=_answer_id(upload, "upload"))
+            outcomes.product_progress(product=product, external_upload_id=_answer_id(upload, "upload"))
         if not product.external_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
             created = client.product_create(product=_product_body(product, template))
             external_id = _answer_id(created, "product creation")
-            services.product_progress(
+            outcomes.product_progress(
                 product=product, status=ProductStatus.CREATED, external_id=external_id,
                 external_url=settings.PRINTIFY_PRODUCT_URL.format(product_id=external_id, shop_id=client.shop_id),
             )
         _pace(product, publish=True, prepaid=prepaid)
-        services.product_progress(product=product, status=ProductStatus.PUBLISHING)
+        outcomes.product_progress(product=product, status=ProductStatus.PUBLISHING)
         client.product_publish(product_id=product.external_id)
     finally:
         client.close()
-    services.product_mark_published(product=product)
+    outcomes.product_mark_published(product=product)
 
 
 def _answer_id(answer: Any, step: str) -> str:
@@ -106,7 +113,7 @@ def _answer_id(answer: Any, step: str) -> str:
 
 
 def _pace(product: Product, *, publish: bool, prepaid: bool) -> bool:
-    """Wait for a slot under Printify's limits; re-schedule the task if the wait is long.
+    """Wait for a slot under Printify's limits; `Deferred` if the wait is long (the task re-schedules).
 
     Returns the `prepaid` flag for the next step: a slot reserved before a re-schedule is used once.
     """
@@ -116,13 +123,7 @@ def _pace(product: Product, *, publish: bool, prepaid: bool) -> bool:
     if delay <= PACING_SLEEP_MAX:
         time.sleep(delay)
         return False
-    from publishing.tasks import product_pipeline
-
-    run_after = timezone.now() + timedelta(seconds=delay)
-    result = product_pipeline.using(run_after=run_after).enqueue(product_id=product.id, prepaid=True)
-    services.product_progress(product=product, task_id=str(result.id))
-    logger.info("Product %s paced: continues at %s", product.id, run_after.isoformat())
-    raise Deferred
+    raise Deferred(timezone.now() + timedelta(seconds=delay))
 
 
 def print_file_url(*, image_id: str, file_name: str) -> str:

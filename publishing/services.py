@@ -2,7 +2,8 @@
 
 Image moves go through `images.services.images_transition` (transition table, history, events);
 product rows, outbox events and the pipeline tasks are written in the same transaction, so a
-rolled-back request leaves no queued task behind and a committed one always has its task.
+rolled-back request leaves no queued task behind and a committed one always has its task. What the
+pipeline itself records as it runs is in `publishing.outcomes`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.batch import BatchResult
+from core.errors import InvalidInputError, InvalidStateError, NotFoundError
 from images.models import Image, ImageStatus
-from images.services import Actor, BatchResult, images_transition, raise_for_single
-from pod_gateway import metrics
-from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
+from images.services import images_transition, raise_for_single
 from publishing.models import Platform, Product, ProductStatus, ProductTemplate
-from webhooks.models import EventType
-from webhooks.services import event_record
+from publishing.tasks import product_pipeline
 
 TITLE_MAX = 255
 PRICE_MAX_CENTS = 10_000_000
@@ -186,8 +187,6 @@ def _products_start(
     *, image_ids: list[str], template: ProductTemplate, overrides: dict[str, Any] | None = None
 ) -> list[Product]:
     """Create or reuse the products of images just moved to publishing, and enqueue their pipelines."""
-    from publishing.tasks import product_pipeline
-
     if not image_ids:
         return []
     images = Image.objects.filter(id__in=image_ids).select_related("generation").only(
@@ -241,8 +240,6 @@ def _products_start(
 
 def product_retry(*, product_id: str, actor: Actor) -> Product:
     """Run a failed product's pipeline again; it continues from the last step that succeeded."""
-    from publishing.tasks import product_pipeline
-
     with transaction.atomic():
         product = Product.objects.select_for_update().filter(id=product_id).first()
         if product is None:
@@ -263,55 +260,3 @@ def product_retry(*, product_id: str, actor: Actor) -> Product:
         product.task_id = str(product_pipeline.enqueue(product_id=product.id).id)
         product.save(update_fields=["status", "error", "task_id", "updated_at"])
     return product
-
-
-# --- Pipeline outcomes (called by the worker) ----------------------------------------------------
-
-def product_mark_published(*, product: Product, external_url: str = "") -> Product:
-    """The product is live: product and image published, `product.published` recorded, counted."""
-    with transaction.atomic():
-        product.status = ProductStatus.PUBLISHED
-        product.published_at = timezone.now()
-        product.error = ""
-        if external_url:
-            product.external_url = external_url
-        product.save(update_fields=["status", "published_at", "error", "external_url", "updated_at"])
-        images_transition(image_ids=[product.image_id], to_status=ImageStatus.PUBLISHED, actor=Actor.system())
-        event_record(event_type=EventType.PRODUCT_PUBLISHED, data=_event_data(product))
-        platform = product.platform
-        transaction.on_commit(lambda: metrics.PRODUCTS_PUBLISHED.labels(platform=platform).inc())
-    return product
-
-
-def product_mark_failed(*, product: Product, error: str) -> Product:
-    """The pipeline gave up: product and image failed with the reason, `product.failed` recorded."""
-    with transaction.atomic():
-        product.status = ProductStatus.FAILED
-        product.error = error[:5000]
-        product.save(update_fields=["status", "error", "updated_at"])
-        images_transition(
-            image_ids=[product.image_id], to_status=ImageStatus.FAILED, actor=Actor.system(), note=error[:1000]
-        )
-        event_record(event_type=EventType.PRODUCT_FAILED, data={**_event_data(product), "error": product.error})
-    return product
-
-
-def product_progress(*, product: Product, status: str | None = None, **fields: str) -> None:
-    """Persist a step's result at once (outside any transaction), so a restart continues after it."""
-    if status:
-        fields["status"] = status
-    for key, value in fields.items():
-        setattr(product, key, value)
-    product.save(update_fields=[*fields, "updated_at"])
-
-
-def _event_data(product: Product) -> dict[str, Any]:
-    return {
-        "product_id": product.id,
-        "image_id": product.image_id,
-        "platform": product.platform,
-        "status": product.status,
-        "external_id": product.external_id,
-        "external_url": product.external_url,
-        "template_id": product.template_id,
-    }

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from PIL import Image as PILImage
 
-from images.models import Image, ImageStatus, Via
-from images.services import Actor
+from core.actors import Actor, Via
+from images.models import Image, ImageStatus
 
 
 @pytest.fixture(autouse=True)

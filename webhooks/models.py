@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from pod_gateway import ids
+from core import ids
 
 
 class EventType(models.TextChoices):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
-from pod_gateway.db.bulk import insert_rows
+from core.db.bulk import insert_rows
 from webhooks.models import EventType, WebhookEvent
 
 

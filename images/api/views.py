@@ -25,22 +25,17 @@ from rest_framework.views import APIView
 
 from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
-from images import services
+from core.actors import api_actor
+from images import relations, services
 from images.api import serializers as s
 from images.generation import generation_cancel, generation_create
 from images.intake import image_intake
-from images.models import Generation, Image, ImageSource, ImageTransition, Via
-from images.services import Actor
+from images.models import Generation, Image, ImageSource, ImageTransition
 from images.validation import GenerateInputSerializer
-from publishing.models import Product
 
 VIEW_IMAGE = ["images.view_image"]
 REVIEW_IMAGE = ["images.review_image"]
 DELETE_IMAGE = ["images.delete_image"]
-
-
-def api_actor(request: Request) -> Actor:
-    return Actor(request.user, Via.API)
 
 
 class BinaryRenderer(BaseRenderer):
@@ -181,7 +176,7 @@ class ImageViewSet(
 
     def get_queryset(self) -> QuerySet[Image]:
         if self.action != "list":
-            return Image.objects.select_related("product").prefetch_related("history")
+            return Image.objects.prefetch_related("history")
         # The list reads plain rows (see `list`); the product comes from a join, the history from one query.
         queryset = Image.objects.all()
         if not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields):
@@ -202,16 +197,14 @@ class ImageViewSet(
         # ImageSerializer, without building and walking model instances row by row.
         queryset = self.filter_queryset(self.get_queryset())
         rows_queryset = queryset.values(*s.IMAGE_LIST_COLUMNS)
-        # The v1 page count: the rows without the product join, which cannot change their number
-        # (one product per image) but makes COUNT(*) join every image in the database.
-        rows_queryset.count = queryset.count
         rows = self.paginate_queryset(rows_queryset)
         page_ids = [row["id"] for row in rows]
         history = (
             ImageTransition.objects.filter(image_id__in=page_ids).values_list(*s.HISTORY_LIST_COLUMNS)
             if page_ids else ()
         )
-        return self.get_paginated_response(s.image_list_data(rows, history, request=request))
+        products = relations.product_summaries(page_ids)
+        return self.get_paginated_response(s.image_list_data(rows, history, products, request=request))
 
     def get_parsers(self):
         # Only the upload takes multipart (anything else there is a 415). DRF asks for the parsers
@@ -346,7 +339,10 @@ class BatchViewSet(ActionPolicyMixin, viewsets.ViewSet):
 # --- Stats -------------------------------------------------------------------------------------
 
 def _counts(queryset: QuerySet) -> dict:
-    by_status = dict(queryset.order_by().values_list("status").annotate(n=Count("pk")))
+    return _by_status(dict(queryset.order_by().values_list("status").annotate(n=Count("pk"))))
+
+
+def _by_status(by_status: dict[str, int]) -> dict:
     return {"total": sum(by_status.values()), "by_status": by_status}
 
 
@@ -361,5 +357,5 @@ class StatsView(APIView):
         return Response({
             "images": _counts(Image.objects.all()),
             "generations": _counts(Generation.objects.all()),
-            "products": _counts(Product.objects.all()),
+            "products": _by_status(relations.product_counts()),
         })

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pod_gateway.errors import ExternalServiceError
+from core.errors import ExternalServiceError
 
 
 class BackendError(ExternalServiceError):

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import images.models
-import pod_gateway.ids
+import core.ids
 from django.conf import settings
 from django.db import migrations, models
 
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Generation',
             fields=[
-                ('id', models.CharField(default=pod_gateway.ids.new_generation_id, editable=False, max_length=40, primary_key=True, serialize=False)),
+                ('id', models.CharField(default=core.ids.new_generation_id, editable=False, max_length=40, primary_key=True, serialize=False)),
                 ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
                 ('prompt', models.TextField()),
                 ('negative_prompt', models.TextField(blank=True, default='')),
@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Image',
             fields=[
-                ('id', models.CharField(default=pod_gateway.ids.new_image_id, editable=False, max_length=40, primary_key=True, serialize=False)),
+                ('id', models.CharField(default=core.ids.new_image_id, editable=False, max_length=40, primary_key=True, serialize=False)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('publishing', 'Publishing'), ('published', 'Published'), ('failed', 'Failed')], default='pending', max_length=16)),
                 ('source', models.CharField(choices=[('generated', 'Generated'), ('imported', 'Imported'), ('uploaded', 'Uploaded')], default='generated', max_length=16)),
                 ('batch_index', models.PositiveIntegerField(blank=True, null=True)),

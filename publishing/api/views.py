@@ -15,17 +15,12 @@ from rest_framework.views import APIView
 
 from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
-from images.models import Via
-from images.services import Actor
+from core.actors import api_actor
 from publishing import services
 from publishing.api import serializers as s
 from publishing.models import Product, ProductTemplate
 
 PUBLISH = ["publishing.publish_image"]
-
-
-def api_actor(request: Request) -> Actor:
-    return Actor(request.user, Via.API)
 
 
 @extend_schema_view(list=extend_schema(parameters=[s.ProductFilterSerializer]))

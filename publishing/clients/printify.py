@@ -14,7 +14,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from pod_gateway.errors import ExternalServiceError
+from core.errors import ExternalServiceError
 
 USER_AGENT = "POD-Gateway/1.0 (+printify-client)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

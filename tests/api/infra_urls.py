@@ -16,9 +16,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.health import ready
-from api.metrics import metrics_view
-from pod_gateway.logging import current_request_id
+from core.logging import current_request_id
+from pod_gateway.views import metrics_view, ready
 
 logger = logging.getLogger("tests.infra")
 

@@ -3,8 +3,9 @@
 import pytest
 from django.core.files.base import ContentFile
 
-from images.models import ImageStatus, Via
-from images.services import Actor, images_approve, images_reject
+from core.actors import Actor, Via
+from images.models import ImageStatus
+from images.services import images_approve, images_reject
 from publishing.models import Product
 
 pytestmark = pytest.mark.django_db

@@ -68,7 +68,7 @@ def test_samples_from_other_processes_are_summed():
     """A separate process (as a gunicorn or task worker is) records a counter; this process's scrape sees it."""
     label = f"test.{uuid.uuid4().hex[:12]}"
     code = (
-        "import django; django.setup(); from pod_gateway import metrics; "
+        "import django; django.setup(); from core import metrics; "
         f"metrics.WEBHOOK_DELIVERIES.labels({label!r}, 'delivered').inc(3)"
     )
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="pod_gateway.settings", DATA_DIR=str(settings.DATA_DIR))

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from pod_gateway.logging import JsonFormatter, RequestIdFilter, current_request_id, outgoing_headers, redact
+from core.logging import JsonFormatter, RequestIdFilter, current_request_id, outgoing_headers, redact
 
 pytestmark = [pytest.mark.urls("tests.api.infra_urls"), pytest.mark.django_db]
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from images.models import WorkerHeartbeat
+from core.models import WorkerHeartbeat
 
 
 def heartbeat(age_seconds: float) -> None:

@@ -6,9 +6,10 @@ import socket
 import pytest
 from PIL import Image
 
-from images.backends import BackendError, GenerationRequest, JobState, TransientBackendError, get_backend
+from images.backends.base import BackendError, GenerationRequest, JobState, TransientBackendError
 from images.backends.comfyui import ComfyUIBackend
 from images.backends.procedural import render
+from images.backends.registry import get_backend
 from images.backends.runpod import RunPodBackend
 from images.backends.workflow import sample_size
 from tests.servers.comfyui import ComfyUIServer

@@ -10,13 +10,13 @@ from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 from prometheus_client import REGISTRY
 
+from core.actors import Actor, Via
+from core.errors import DuplicatePromptError, InvalidStateError
 from images.generation import generation_cancel, generation_create
 from images.intake import image_intake
-from images.models import Generation, GenerationStatus, Image, ImageSource, Via
-from images.services import Actor
+from images.models import Generation, GenerationStatus, Image, ImageSource
 from images.tasks import generation_run
 from images.validation import GenerateInputSerializer
-from pod_gateway.errors import DuplicatePromptError, InvalidStateError
 from tests.conftest import png_bytes
 from tests.servers.comfyui import ComfyUIServer
 from webhooks.models import WebhookEvent

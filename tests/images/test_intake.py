@@ -13,10 +13,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploaded
 from django.db import IntegrityError
 from PIL import Image as PILImage
 
+from core.actors import Actor, Via
+from core.errors import InvalidInputError
 from images.intake import image_find_duplicate, image_intake
-from images.models import Generation, Image, ImageSource, ImageStatus, ImageTransition, Via
-from images.services import Actor
-from pod_gateway.errors import InvalidInputError
+from images.models import Generation, Image, ImageSource, ImageStatus, ImageTransition
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from core.actors import Actor
+from core.errors import InvalidInputError, InvalidStateError, NotFoundError
 from images.intake import fit_inside, image_intake, image_optimize
 from images.models import ImageSource, ImageStatus
-from images.services import Actor
-from pod_gateway.errors import InvalidInputError, InvalidStateError, NotFoundError
 
 pytestmark = pytest.mark.django_db
 

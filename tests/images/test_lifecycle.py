@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.errors import InvalidStateError, NotFoundError
 from images.models import ImageStatus as S
 from images.models import ImageTransition
 from images.services import (
@@ -17,7 +18,6 @@ from images.services import (
     images_approve,
     images_reject,
 )
-from pod_gateway.errors import InvalidStateError, NotFoundError
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db

@@ -7,11 +7,12 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from core.actors import Actor, Via
+from core.models import WorkerHeartbeat
+from core.worker import tasks_requeue_stale, worker_alive
 from images.generation import generation_create
-from images.models import Generation, GenerationStatus, Via, WorkerHeartbeat
-from images.services import Actor
+from images.models import Generation, GenerationStatus
 from images.validation import GenerateInputSerializer
-from images.worker import tasks_requeue_stale, worker_alive
 from tests.servers import WorkerProcess
 from tests.servers.runpod import API_KEY, ENDPOINT_ID
 

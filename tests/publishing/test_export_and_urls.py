@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from images.models import ImageStatus, Via
-from images.services import Actor
+from core.actors import Actor, Via
+from images.models import ImageStatus
 from publishing.models import Product, ProductStatus, ProductTemplate
 from publishing.pipeline import print_file_url
 from publishing.services import image_publish, images_publish

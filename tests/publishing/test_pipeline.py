@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from images.models import ImageStatus, ImageTransition, Via
-from images.services import Actor
-from pod_gateway.errors import InvalidInputError, InvalidStateError
+from core.actors import Actor, Via
+from core.errors import InvalidInputError, InvalidStateError
+from images.models import ImageStatus, ImageTransition
 from publishing.models import Product, ProductStatus, ProductTemplate
 from publishing.services import image_publish, images_publish, product_retry
 from tests.publishing.conftest import run_worker

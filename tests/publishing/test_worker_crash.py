@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from images.models import Via
-from images.services import Actor
+from core.actors import Actor, Via
 from publishing.models import Product, ProductStatus
 from publishing.services import image_publish
 from tests.servers import WorkerProcess

@@ -8,13 +8,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tasks_db.models import DBTaskResult
 
+from core.actors import Actor, Via
+from core.errors import DuplicatePromptError
+from core.worker import task_run_here, tasks_requeue_stale, worker_alive
 from images.generation import FINISHED, generation_create
-from images.models import Generation, GenerationStatus, Image, Via
-from images.services import Actor
+from images.models import Generation, GenerationStatus, Image
 from images.tasks import generation_run
 from images.validation import GenerateInputSerializer
-from images.worker import task_run_here, tasks_requeue_stale, worker_alive
-from pod_gateway.errors import DuplicatePromptError
 
 # Options passed through to GenerateInputSerializer as strings, so it (not argparse) names the field.
 FIELDS = ("batch_size", "width", "height", "steps", "guidance", "seed", "backend", "style", "genre", "negative_prompt")

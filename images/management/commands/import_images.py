@@ -13,11 +13,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.commands import command_actor
+from core.errors import DuplicateImageError, InvalidInputError
 from images.intake import embedded_prompt, file_sha256, image_intake
-from images.management.commands.approve import command_actor
 from images.models import Image, ImageSource
 from images.validation import clean_text
-from pod_gateway.errors import DuplicateImageError, InvalidInputError
 
 
 class Command(BaseCommand):

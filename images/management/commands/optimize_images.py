@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.commands import command_actor
+from core.errors import DomainError
 from images.intake import image_optimize
-from images.management.commands.approve import command_actor
 from images.models import Image, ImageStatus
-from pod_gateway.errors import DomainError
 
 
 class Command(BaseCommand):

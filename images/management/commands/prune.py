@@ -9,10 +9,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from core.batch import BatchResult
+from core.commands import command_actor
 from images.intake import remove_files, stored_orphans
-from images.management.commands.approve import command_actor
 from images.models import Image, ImageStatus
-from images.services import BatchResult, images_delete
+from images.services import images_delete
 
 # Files younger than this may belong to an intake whose row is not committed yet.
 ORPHAN_GRACE = timedelta(hours=1)

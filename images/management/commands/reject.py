@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from images.management.commands.approve import command_actor, write_batch_result
+from core.commands import command_actor, write_batch_result
 from images.services import images_reject
 
 

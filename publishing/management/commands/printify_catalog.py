@@ -10,9 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from images.models import Via
-from images.services import Actor
-from pod_gateway.errors import DomainError
+from core.actors import Actor, Via
+from core.errors import DomainError
 from publishing.clients.printify import PrintifyClient, PrintifyError
 from publishing.services import product_template_create
 

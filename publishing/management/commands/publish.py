@@ -8,9 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tasks_db.models import DBTaskResult
 
-from images.models import Image, ImageStatus, Via
-from images.services import Actor
-from pod_gateway.errors import DomainError
+from core.actors import Actor, Via
+from core.errors import DomainError
+from images.models import Image, ImageStatus
 from publishing.models import Product, ProductStatus
 from publishing.services import images_publish
 
@@ -62,7 +62,7 @@ class Command(BaseCommand):
             raise CommandError("Nothing was published" if not result.successful else "Some images were not found")
 
     def wait(self, product_ids: list[str], *, timeout: float) -> None:
-        from images.worker import task_run_here, worker_alive
+        from core.worker import task_run_here, worker_alive
 
         deadline = time.monotonic() + timeout
         while True:

@@ -4,7 +4,7 @@ Django 5.2 assumes SQLite's pre-3.32 default of 999 host parameters (`max_query_
 `bulk_create` splits a 500-row history or outbox insert into several INSERTs and a batch action's
 query count grows with its size. SQLite ≥ 3.32 is compiled with 32766 by default (Debian: 250000);
 Django 6 reads the limit from the connection. This backend does the same on 5.2 so a batch of up to
-500 images stays one statement per table. Use it as ENGINE "pod_gateway.db.sqlite3".
+500 images stays one statement per table. Use it as ENGINE "core.db.sqlite3".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 django_tasks_db marks a task RUNNING when a worker claims it and never looks at it again, so a task
 whose worker was killed would stay RUNNING forever. Every worker here writes a `WorkerHeartbeat`;
 a RUNNING task whose worker has been silent for WORKER_STALE_SECONDS is put back to READY, and the
-task itself is written to resume (see `images.tasks`). No library does this for django_tasks_db.
+task itself is written to resume (see `images.tasks` and `publishing.tasks`). No library does this for django_tasks_db.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction
 
-from images.models import WorkerHeartbeat
+from core.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 

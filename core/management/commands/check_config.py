@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from images.checks import ERROR, INFO, WARNING, config_issues, config_summary
+from core.checks import ERROR, INFO, WARNING, config_issues, config_summary
 
 RULE = "=" * 70
 MARKS = {ERROR: "✗ [ERROR]", WARNING: "⚠ [WARNING]", INFO: "ℹ [INFO]"}

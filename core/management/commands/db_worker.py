@@ -1,4 +1,4 @@
-"""`manage.py db_worker`: django_tasks_db's worker made crash-safe (see `images.worker`).
+"""`manage.py db_worker`: django_tasks_db's worker made crash-safe (see `core.worker`).
 
 `images` comes before `django_tasks_db` in INSTALLED_APPS, so this command replaces theirs; the
 options are the same.
@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
-from images.worker import CrashSafeWorker
+from core.worker import CrashSafeWorker
 
 
 class Command(db_worker.Command):

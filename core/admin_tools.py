@@ -1,0 +1,62 @@
+"""Helpers the admin pages of every app share: the acting user, object links, status badges, batch reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from core.actors import Actor, Via
+from core.batch import BatchResult
+
+# The admin pages' own styles (queue, badges, tiles), on every page that shows gateway objects.
+REVIEW_CSS = {"all": ["core/admin/review.css"]}
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor(request.user, Via.ADMIN)
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="pod-badge pod-status-{}">{}</span>', status, status)
+
+
+def admin_url(name: str, pk: str) -> str:
+    """An admin object URL, the id quoted the way the admin unquotes it."""
+    return reverse(f"admin:{name}", args=[quote(pk)])
+
+
+def report_result(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    result: BatchResult,
+    done: str,
+    *,
+    wording: Callable[[dict[str, str]], str] | None = None,
+) -> None:
+    """Tell the reviewer which objects changed, and which were refused and why (grouped by reason).
+
+    `wording` may give a skipped entry the admin's own sentence for its code.
+    """
+    if result.successful:
+        count = len(result.successful)
+        model_admin.message_user(
+            request,
+            f"{done} {count} image{'s' if count != 1 else ''}: {', '.join(result.successful)}",
+            messages.SUCCESS,
+        )
+    refused: dict[str, list[str]] = defaultdict(list)
+    for entry in result.skipped:
+        refused[(wording(entry) if wording else "") or entry["reason"]].append(entry["image_id"])
+    for entry in result.failed:
+        refused[entry["error"]].append(entry["image_id"])
+    level = messages.WARNING if result.successful else messages.ERROR
+    for reason, ids in refused.items():
+        model_admin.message_user(request, f"Not changed ({reason}): {', '.join(ids)}", level)
+    if not (result.successful or result.skipped or result.failed):
+        model_admin.message_user(request, "No images were selected.", messages.WARNING)

@@ -1,0 +1,54 @@
+"""What other apps keep about an image, asked for here without images/ importing them.
+
+The publishing app registers its products (`PublishingConfig.ready`); images/ then shows an image's
+product in the API, counts products in the stats and keeps an image whose product exists on the
+platform. Without a registered lookup an image simply has no products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class ProductLookup(Protocol):
+    def summaries(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Image id → its product's `{id, status, external_url}` (images without one are absent)."""
+
+    def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
+        """Image id → why it must not be deleted (its product exists on the platform)."""
+
+    def counts(self) -> dict[str, int]:
+        """Products by status."""
+
+
+class _NoProducts:
+    def summaries(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def counts(self) -> dict[str, int]:
+        return {}
+
+
+_products: ProductLookup = _NoProducts()
+
+
+def products_register(lookup: ProductLookup) -> None:
+    """Called once by the app that owns products, when the app registry is ready."""
+    global _products
+    _products = lookup
+
+
+def product_summaries(image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return _products.summaries(image_ids) if image_ids else {}
+
+
+def delete_refusals(image_ids: Sequence[str]) -> dict[str, str]:
+    return _products.delete_refusals(image_ids) if image_ids else {}
+
+
+def product_counts() -> dict[str, int]:
+    return _products.counts()

@@ -1,0 +1,45 @@
+"""Reads about products that several callers make: the API, the admin and the images app's relations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import Count
+
+from publishing.models import Product
+
+
+def products_of_images(image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Image id → its product's `{id, status, external_url}`, in one query."""
+    rows = Product.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "id", "status", "external_url")
+    return {
+        image_id: {"id": product_id, "status": status, "external_url": external_url}
+        for image_id, product_id, status, external_url in rows
+    }
+
+
+def products_on_platform(image_ids: Sequence[str]) -> dict[str, str]:
+    """Image id → why it stays: its product exists on the platform (an external id would be lost)."""
+    rows = Product.objects.filter(image_id__in=list(image_ids)).exclude(external_id="").values_list(
+        "image_id", "external_id"
+    )
+    return {image_id: f"its product exists on the platform ({external_id})" for image_id, external_id in rows}
+
+
+def product_counts() -> dict[str, int]:
+    """Products by status."""
+    return dict(Product.objects.order_by().values_list("status").annotate(n=Count("pk")))
+
+
+class ImageProducts:
+    """The products of images, as `images.relations` asks for them."""
+
+    def summaries(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return products_of_images(image_ids)
+
+    def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
+        return products_on_platform(image_ids)
+
+    def counts(self) -> dict[str, int]:
+        return product_counts()
