@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
@@ -118,8 +119,6 @@ return {allowed, count, now, first}
 
 @functools.lru_cache(maxsize=4)
 def _redis_script(url: str):
-    import redis
-
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     return client.register_script(SLIDING_WINDOW_LUA)
 

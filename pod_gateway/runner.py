@@ -16,16 +16,15 @@ import sys
 import time
 
 import django
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 
 def prepare() -> None:
     """Migrate, collect static files and make sure the admin user exists."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pod_gateway.settings")
     django.setup()
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     # Samples of processes from an earlier run would be added to this run's counters: start empty.
     shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+from datetime import date
 from pathlib import Path
 
 import dj_database_url
@@ -325,8 +326,6 @@ if set(API_DEPRECATED_VERSIONS) - set(API_VERSIONS):
 
 def env_sunsets(name: str) -> dict:
     """Parse `v1=2027-06-30,v2=…` into {version: date}: the Sunset header of a deprecated version."""
-    from datetime import date
-
     sunsets = {}
     for item in env_list(name):
         version, _, day = item.partition("=")

@@ -10,6 +10,7 @@ from django import forms
 from django.urls import reverse
 from django.utils.html import format_html
 
+from publishing.api.serializers import ProductTemplateSerializer
 from publishing.models import ProductTemplate
 
 CATALOG_HINT = "Run manage.py printify_catalog --blueprint B --provider P to list the real ids."
@@ -113,8 +114,6 @@ class ProductTemplateForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         """Validate with the API's serializer too, so the admin accepts exactly what the API accepts."""
-        from publishing.api.serializers import ProductTemplateSerializer
-
         cleaned = super().clean()
         if self.errors:
             return cleaned

@@ -10,6 +10,7 @@ from django_tasks_db.models import DBTaskResult
 
 from core.actors import Actor, Via
 from core.errors import DomainError
+from core.worker import task_run_here, worker_alive
 from images.models import Image, ImageStatus
 from publishing.models import Product, ProductStatus
 from publishing.services import images_publish
@@ -62,8 +63,6 @@ class Command(BaseCommand):
             raise CommandError("Nothing was published" if not result.successful else "Some images were not found")
 
     def wait(self, product_ids: list[str], *, timeout: float) -> None:
-        from core.worker import task_run_here, worker_alive
-
         deadline = time.monotonic() + timeout
         while True:
             rows = list(Product.objects.filter(id__in=product_ids).values_list("id", "status", "task_id"))
