@@ -31,8 +31,8 @@ from PIL import Image as PILImage
 
 from core.actors import Actor
 from core.errors import DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
+from core.text import clean_text
 from images.models import Generation, Image, ImageSource, ImageStatus
-from images.validation import clean_text
 from webhooks.models import EventType
 from webhooks.services import event_record
 

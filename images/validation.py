@@ -9,51 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
+from api.fields import CleanCharField, StrictFloatField, choice_field, refuse_markup
+from core.text import clean_text
 from images.backends.registry import configuration_error
 
 PROMPT_MIN_LENGTH = 3
 PROMPT_MAX_LENGTH = 2000
 SEED_MAX = 4294967295
 
-# Characters removed from every string: control characters (NUL included) and lone surrogates,
-# which PostgreSQL refuses to store. Tab and newlines survive until folding.
-_KEEP_CONTROLS = frozenset("\t\n\r")
-_NEWLINES = re.compile(r"\s*[\r\n]+\s*")
 _WHITESPACE = re.compile(r"\s+")
-
-# Markup and script patterns refused in prompts (they end up in product listings and admin pages).
-_MARKUP = (
-    (re.compile(r"<\s*/?\s*script", re.IGNORECASE), "script tags"),
-    (re.compile(r"(java|vb)script\s*:", re.IGNORECASE), "script URLs"),
-    (re.compile(r"\bon[a-z]{3,}\s*=", re.IGNORECASE), "event handler attributes"),
-    (re.compile(r"<\s*/?\s*[a-z!][^<>]*>", re.IGNORECASE), "HTML tags"),
-)
-
-
-def clean_text(value: str, *, fold_newlines: bool = False) -> str:
-    """Trim, drop NUL/control characters and lone surrogates; optionally fold newlines into spaces."""
-    cleaned = "".join(
-        ch for ch in value
-        if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
-    if fold_newlines:
-        cleaned = _NEWLINES.sub(" ", cleaned)
-    return cleaned.strip()
-
-
-def refuse_markup(value: str) -> str:
-    """Raise ValidationError if `value` contains markup or script patterns."""
-    for pattern, name in _MARKUP:
-        if pattern.search(value):
-            raise serializers.ValidationError(f"Markup is not allowed ({name} found).")
-    return value
 
 
 def validate_prompt(value: str) -> str:
@@ -87,37 +57,6 @@ def prompt_hash(*, prompt: str, width: int, height: int, steps: int, guidance: f
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-class CleanCharField(serializers.CharField):
-    """A CharField that removes control characters (instead of refusing NUL) and refuses markup."""
-
-    def __init__(self, *, fold_newlines: bool = True, **kwargs: Any) -> None:
-        self.fold_newlines = fold_newlines
-        super().__init__(**kwargs)
-
-    def run_validation(self, data: Any = serializers.empty) -> Any:
-        if isinstance(data, str):
-            # Cleaning only shrinks a string; refuse absurd sizes before spending time on them.
-            if self.max_length is not None and len(data) > 10 * self.max_length + 1000:
-                self.fail("max_length", max_length=self.max_length)
-            data = clean_text(data, fold_newlines=self.fold_newlines)
-        return super().run_validation(data)
-
-    def to_internal_value(self, data: Any) -> str:
-        # DRF's CharField would turn a JSON number into text; a prompt or reason must be sent as a string.
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return refuse_markup(super().to_internal_value(data))
-
-
-class StrictFloatField(serializers.FloatField):
-    """A FloatField that refuses JSON booleans (Python would read `true` as 1.0)."""
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class PromptField(CleanCharField):
     def to_internal_value(self, data: Any) -> str:
         return validate_prompt(super().to_internal_value(data))
@@ -140,11 +79,7 @@ class GenerateInputSerializer(serializers.Serializer):
     steps = serializers.IntegerField(min_value=10, max_value=100, default=30)
     guidance = StrictFloatField(min_value=0.1, max_value=20, default=2.0)
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, required=False, allow_null=True, default=None)
-    backend = serializers.ChoiceField(
-        choices=settings.GENERATION_BACKENDS,
-        error_messages=_choice_messages(tuple(settings.GENERATION_BACKENDS)),
-        required=False,
-    )
+    backend = choice_field(settings.GENERATION_BACKENDS, required=False)
     allow_duplicate = serializers.BooleanField(default=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:

@@ -6,35 +6,24 @@ from typing import Any
 
 from rest_framework import serializers
 
-from images.validation import clean_text
+from api.fields import CleanCharField, IdField, IdListField, choice_field
 from publishing.models import Platform, Product, ProductStatus, ProductTemplate
 from publishing.services import PRICE_MAX_CENTS, TITLE_MAX
 
-MAX_BATCH_IDS = 500
-ID_MAX_LENGTH = 40
 
+class ListingTextField(CleanCharField):
+    """Listing texts: trimmed, control characters removed, newlines and HTML kept (Printify renders it)."""
 
-class CleanText(serializers.CharField):
-    """Trimmed, control characters removed (CONTRACT §4 input rules)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        return clean_text(super().to_internal_value(data))
-
-
-def _choice(choices: list[str]) -> serializers.ChoiceField:
-    """An optional enum whose refusal names the allowed values (CONTRACT §4 input rules)."""
-    return serializers.ChoiceField(
-        choices=choices, required=False,
-        error_messages={"invalid_choice": f'"{{input}}" is not a valid choice. Allowed: {", ".join(choices)}.'},
-    )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fold_newlines=False, allow_markup=True, **kwargs)
 
 
 class ProductFilterSerializer(serializers.Serializer):
     """Query parameters of `GET products`."""
 
-    status = _choice(ProductStatus.values)
-    platform = _choice(Platform.values)
-    image = CleanText(max_length=ID_MAX_LENGTH, required=False)
+    status = choice_field(ProductStatus.values, required=False)
+    platform = choice_field(Platform.values, required=False)
+    image = IdField(required=False)
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -56,16 +45,16 @@ class ProductSerializer(serializers.ModelSerializer):
 class ProductTemplateSerializer(serializers.ModelSerializer):
     """A template; for Printify it needs blueprint, provider and at least one variant."""
 
-    name = CleanText(max_length=200)
-    title_template = CleanText(max_length=500, required=False)
-    description_template = CleanText(max_length=5000, required=False, allow_blank=True)
-    platform = _choice(Platform.values)
+    name = ListingTextField(max_length=200)
+    title_template = ListingTextField(max_length=500, required=False)
+    description_template = ListingTextField(max_length=5000, required=False, allow_blank=True)
+    platform = choice_field(Platform.values, required=False)
     variant_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=500, required=False)
-    tags = serializers.ListField(child=CleanText(max_length=100), max_length=50, required=False)
+    tags = serializers.ListField(child=ListingTextField(max_length=100), max_length=50, required=False)
     price_cents = serializers.IntegerField(min_value=1, max_value=PRICE_MAX_CENTS, required=False)
     blueprint_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     print_provider_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    position = CleanText(max_length=32, required=False)
+    position = ListingTextField(max_length=32, required=False)
     x = serializers.FloatField(min_value=0, max_value=1, required=False)
     y = serializers.FloatField(min_value=0, max_value=1, required=False)
     scale = serializers.FloatField(min_value=0.01, max_value=10, required=False)
@@ -106,17 +95,15 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
 class PublishInputSerializer(serializers.Serializer):
     """`POST images/{id}/publish`: an optional template and listing overrides."""
 
-    template = CleanText(max_length=ID_MAX_LENGTH, required=False, allow_blank=True, allow_null=True)
-    title = CleanText(max_length=TITLE_MAX, required=False)
-    description = CleanText(max_length=20000, required=False, allow_blank=True)
+    template = IdField(required=False, allow_blank=True, allow_null=True)
+    title = ListingTextField(max_length=TITLE_MAX, required=False)
+    description = ListingTextField(max_length=20000, required=False, allow_blank=True)
     price_cents = serializers.IntegerField(min_value=1, max_value=PRICE_MAX_CENTS, required=False)
 
 
 class BatchPublishInputSerializer(serializers.Serializer):
     """`POST batch/publish`: `image_ids` (1–500), optional `template` and `atomic`."""
 
-    image_ids = serializers.ListField(
-        child=CleanText(max_length=ID_MAX_LENGTH), min_length=1, max_length=MAX_BATCH_IDS
-    )
-    template = CleanText(max_length=ID_MAX_LENGTH, required=False, allow_blank=True, allow_null=True)
+    image_ids = IdListField()
+    template = IdField(required=False, allow_blank=True, allow_null=True)
     atomic = serializers.BooleanField(default=False)

@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
-from images.validation import GenerateInputSerializer, clean_text, prompt_hash, validate_prompt
+from core.text import clean_text
+from images.validation import GenerateInputSerializer, prompt_hash, validate_prompt
 
 
 def validate(**data):

@@ -15,9 +15,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.commands import command_actor
 from core.errors import DuplicateImageError, InvalidInputError
+from core.text import clean_text
 from images.intake import embedded_prompt, file_sha256, image_intake
 from images.models import Image, ImageSource
-from images.validation import clean_text
 
 
 class Command(BaseCommand):
