@@ -1,7 +1,7 @@
 """Who may call what: each view maps its actions to the Django permissions the roles carry.
 
-The roles (`clients`, `reviewers`, `publishers`) are Django groups (images/migrations/0002_roles.py);
-superusers hold every permission. Anonymous callers get 401, authenticated ones without the
+The roles (`clients`, `reviewers`, `publishers`) are Django groups (core/roles.py; each app's migration
+grants its own permissions); superusers hold every permission. Anonymous callers get 401, authenticated ones without the
 permission 403.
 """
 

@@ -2,7 +2,7 @@
 
 With several processes (gunicorn workers, task workers) prometheus_client's multiprocess mode is
 used: `PROMETHEUS_MULTIPROC_DIR` is set in settings before prometheus_client is first imported, every
-process writes its samples to files there, and /api/metrics (api/metrics.py) adds them up. Counters
+process writes its samples to files there, and /api/metrics (pod_gateway/views.py) adds them up. Counters
 and histograms only: a gauge would need a multiprocess mode, and the one gauge we export
 (`pod_images_pending_review`) is computed from the database at scrape time instead.
 """

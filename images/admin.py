@@ -64,7 +64,7 @@ def thumbnail_html(image: Image, css_class: str = "pod-thumb") -> str:
 def admin_wording(entry: dict[str, str]) -> str:
     """The admin's sentence for a refused image: the admin never forces a delete, a reset comes first."""
     if entry["code"] == Outcome.NEEDS_FORCE:
-        return entry["reason"].removesuffix(" without force") + " (reset it to pending first)"
+        return "only pending and rejected images are deleted here: reset it to pending first"
     return ""
 
 

@@ -88,3 +88,40 @@ def test_http_delete_on_the_batch_delete_route_is_405(as_reviewer, make_image):
     assert response.status_code == 405
     assert response.json()["code"] == "METHOD_NOT_ALLOWED"
     assert Image.objects.filter(id=image.id).exists()
+
+
+def test_skipped_entries_carry_an_outcome_code(as_reviewer, make_image):
+    pending, approved, published = make_image(), make_image(status=ImageStatus.APPROVED), make_image(
+        status=ImageStatus.PUBLISHED
+    )
+    body = as_reviewer.post(
+        "/api/v1/batch/approve", {"image_ids": [pending.id, approved.id, published.id]}, format="json"
+    ).json()
+    assert [(e["image_id"], e["code"]) for e in body["skipped"]] == [
+        (approved.id, "already_in_state"), (published.id, "invalid_transition"),
+    ]
+    deleted = as_reviewer.post("/api/v1/batch/delete", {"image_ids": [approved.id]}, format="json").json()
+    assert deleted["skipped"] == [
+        {"image_id": approved.id, "reason": "cannot delete an image that is approved without force",
+         "code": "needs_force"},
+    ]
+
+
+def test_an_image_whose_product_is_on_the_platform_is_kept_with_its_code(as_reviewer, make_image):
+    from publishing.models import Product
+
+    failed = make_image(status=ImageStatus.FAILED)
+    Product.objects.create(image=failed, platform="printify", status="failed", external_id="p-77")
+    body = as_reviewer.post("/api/v1/batch/delete", {"image_ids": [failed.id], "force": True}, format="json").json()
+    assert body["successful"] == []
+    assert body["skipped"] == [
+        {"image_id": failed.id, "reason": "its product exists on the platform (p-77)", "code": "has_live_product"}
+    ]
+    assert Image.objects.filter(id=failed.id).exists()
+
+
+def test_a_refused_single_action_names_its_outcome_code(as_reviewer, make_image):
+    published = make_image(status=ImageStatus.PUBLISHED)
+    response = as_reviewer.post(f"/api/v1/images/{published.id}/approve", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["details"]["code"] == "invalid_transition"
