@@ -77,6 +77,18 @@ class BatchResult:
         return {"successful": self.successful, "failed": self.failed, "skipped": self.skipped, "counts": counts}
 
 
+def batch_event_data(action: str, result: BatchResult) -> dict[str, Any]:
+    """The `batch.completed` event's data: the action, the id lists and the counts (no sentences)."""
+    body = result.as_dict()
+    return {
+        "action": action,
+        "successful": list(result.successful),
+        "failed": [entry["image_id"] for entry in result.failed],
+        "skipped": [entry["image_id"] for entry in result.skipped],
+        "counts": body["counts"],
+    }
+
+
 class BatchNotAppliedError(DomainError):
     """An atomic batch in which some id could not be changed; nothing was changed."""
 

@@ -12,9 +12,10 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -33,6 +34,24 @@ logger = logging.getLogger(__name__)
 stop_requested = threading.Event()
 # Heartbeat rows this much older than the stale limit belong to workers long gone.
 FORGET_AFTER = timedelta(days=1)
+
+
+class Companion(Protocol):
+    """A loop that runs beside the task worker in each worker process (webhook delivery, say)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# Factories registered by apps (in AppConfig.ready); each worker process starts one companion of each.
+_companions: list[Callable[[], Companion]] = []
+
+
+def worker_companion_register(factory: Callable[[], Companion]) -> None:
+    """Run `factory()`'s companion beside every task worker started in this process."""
+    if factory not in _companions:
+        _companions.append(factory)
 
 
 class WorkerStopping(Exception):
@@ -125,9 +144,14 @@ class CrashSafeWorker(Worker):
         heartbeat = Heartbeat(worker_id=self.worker_id)
         heartbeat.beat()
         heartbeat.start()
+        companions = [factory() for factory in _companions]
+        for companion in companions:
+            companion.start()
         try:
             super().run()
         finally:
+            for companion in companions:
+                companion.stop()
             heartbeat.stop()
             try:
                 heartbeat_forget(worker_id=self.worker_id)

@@ -14,6 +14,8 @@ from core.logging import current_request_id
 from images.models import Generation, GenerationStatus
 from images.tasks import generation_run
 from images.validation import SEED_MAX, prompt_hash
+from webhooks.models import EventType
+from webhooks.services import event_record
 
 FINISHED = frozenset({GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
 # A prompt only counts as a duplicate of a generation that did (or may still) produce images.
@@ -94,4 +96,8 @@ def generation_cancel(*, generation_id: str, actor: Actor) -> Generation:
         generation.finished_at = timezone.now()
         generation.error = f"Cancelled by {actor.label}"
         generation.save(update_fields=["status", "finished_at", "error"])
+        event_record(
+            event_type=EventType.GENERATION_CANCELLED,
+            data={"generation_id": generation.id, "actor": actor.label, "via": actor.via},
+        )
     return generation

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import metrics
 from core.actors import Actor
-from core.batch import BatchNotAppliedError, BatchResult, Outcome, unique_ids
+from core.batch import BatchNotAppliedError, BatchResult, Outcome, batch_event_data, unique_ids
 from core.db.bulk import insert_rows
 from core.errors import InvalidStateError, NotFoundError
 from images import relations
@@ -96,10 +96,7 @@ def images_transition(
             raise BatchNotAppliedError(result)
         _apply(movable, to_status=to_status, actor=actor, note=note)
         if batch_action:
-            event_record(
-                event_type=EventType.BATCH_COMPLETED,
-                data={"action": batch_action, **result.as_dict()},
-            )
+            event_record(event_type=EventType.BATCH_COMPLETED, data=batch_event_data(batch_action, result))
     return result
 
 
@@ -213,8 +210,15 @@ def images_delete(
         doomed = [image_id for image_id, _ in movable]
         files = list(Image.objects.filter(id__in=doomed).values_list("file", "thumbnail"))
         Image.objects.filter(id__in=doomed).delete()
+        events_record(
+            event_type=EventType.IMAGE_DELETED,
+            payloads=[
+                {"image_id": image_id, "previous_status": from_status, "actor": actor.label, "via": actor.via}
+                for image_id, from_status in movable
+            ],
+        )
         if batch_action:
-            event_record(event_type=EventType.BATCH_COMPLETED, data={"action": batch_action, **result.as_dict()})
+            event_record(event_type=EventType.BATCH_COMPLETED, data=batch_event_data(batch_action, result))
         transaction.on_commit(lambda: _remove_files(name for pair in files for name in pair))
     return result
 

@@ -1,15 +1,41 @@
-"""Recording events in the outbox. Call these inside the transaction of the change they describe."""
+"""Writes of the webhooks app: events into the outbox, subscriptions, and redeliveries.
+
+`event_record` / `events_record` are called inside the transaction of the change they describe (the
+outbox); the worker does the rest (`webhooks.delivery`). Nothing is ever sent from here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
+from core.actors import Actor
 from core.db.bulk import insert_rows
-from webhooks.models import EventType, WebhookEvent
+from core.errors import InvalidInputError, InvalidStateError, NotFoundError
+from webhooks import signing, urls
+from webhooks.models import (
+    DeliveryStatus,
+    EventSequence,
+    EventType,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
+# The first of these keys present in an event's data names the object its `sequence` counts for.
+SUBJECT_KEYS = ("product_id", "image_id", "generation_id", "webhook_id")
+SUBSCRIBABLE = [value for value in EventType.values if value != EventType.WEBHOOK_PING]
+# How far back `redeliver_webhooks --since` reaches.
+REDELIVER_MAX_AGE = timedelta(days=14)
+
+
+# --- The outbox ----------------------------------------------------------------------------------
 
 def _check(event_type: str) -> None:
     if event_type not in EventType.values:
@@ -18,16 +44,56 @@ def _check(event_type: str) -> None:
         raise RuntimeError("Events must be recorded inside the transaction of the change they describe")
 
 
+def _subject(data: dict[str, Any]) -> str | None:
+    return next((str(data[key]) for key in SUBJECT_KEYS if data.get(key)), None)
+
+
+def _sequences(subjects: Sequence[str]) -> dict[str, list[int]]:
+    """Hand out the next sequence numbers for each subject (a subject may appear several times).
+
+    The counter rows are updated in the caller's transaction, so concurrent changes of one object
+    wait for each other and never share a number. Three queries whatever the number of subjects.
+    """
+    wanted: dict[str, int] = {}
+    for subject in subjects:
+        wanted[subject] = wanted.get(subject, 0) + 1
+    if not wanted:
+        return {}
+    EventSequence.objects.bulk_create(
+        [EventSequence(subject=subject) for subject in wanted], ignore_conflicts=True
+    )
+    counts = set(wanted.values())
+    for count in counts:
+        # Usually one UPDATE: every subject of a batch appears once.
+        EventSequence.objects.filter(subject__in=[s for s, n in wanted.items() if n == count]).update(
+            last=F("last") + count
+        )
+    last = dict(EventSequence.objects.filter(subject__in=list(wanted)).values_list("subject", "last"))
+    return {subject: list(range(last[subject] - n + 1, last[subject] + 1)) for subject, n in wanted.items()}
+
+
+def _with_sequences(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    subjects = [_subject(data) for data in payloads]
+    numbers = _sequences([s for s in subjects if s is not None])
+    out = []
+    for data, subject in zip(payloads, subjects, strict=True):
+        if subject is not None:
+            data = {**data, "sequence": numbers[subject].pop(0)}
+        out.append(data)
+    return out
+
+
 def event_record(*, event_type: str, data: dict[str, Any]) -> WebhookEvent:
-    """Record one event in the outbox, inside the caller's transaction."""
+    """Record one event in the outbox, inside the caller's transaction; `data` gets its `sequence`."""
     _check(event_type)
+    (data,) = _with_sequences([data])
     return WebhookEvent.objects.create(event_type=event_type, data=data)
 
 
 def events_record(*, event_type: str, payloads: Iterable[dict[str, Any]]) -> int:
     """Record one event per payload with a single INSERT (set-wise, for batch actions); returns the count."""
     _check(event_type)
-    payloads = list(payloads)
+    payloads = _with_sequences(list(payloads))
     # The rows share one created_at, so the outbox order (created_at, id) within the batch is the id
     # order: ids made for the batch and handed out sorted keep the events in the order given.
     ids = sorted(WebhookEvent._meta.pk.get_default() for _ in payloads)
@@ -35,3 +101,187 @@ def events_record(*, event_type: str, payloads: Iterable[dict[str, Any]]) -> int
     # building and converting WebhookEvent instances nobody reads.
     return insert_rows(WebhookEvent, fields=["id", "data"], rows=zip(ids, payloads, strict=True),
                        constants={"event_type": event_type})
+
+
+# --- Subscriptions -------------------------------------------------------------------------------
+
+def subscription_validate(*, data: dict[str, Any], instance: WebhookSubscription | None = None) -> dict[str, Any]:
+    """The subscription fields in `data`, checked; `InvalidInputError` naming each bad field."""
+    fields: dict[str, list[str]] = {}
+    cleaned: dict[str, Any] = {}
+    if "url" in data or instance is None:
+        url = str(data.get("url") or "").strip()
+        problem = urls.url_refusal(url)
+        if problem:
+            fields["url"] = [problem]
+        cleaned["url"] = url
+    if "events" in data or instance is None:
+        events = data.get("events", ["*"])
+        if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+            fields["events"] = ['A non-empty list of event names, or ["*"].']
+        else:
+            unknown = [e for e in events if e != "*" and e not in SUBSCRIBABLE]
+            if unknown:
+                fields["events"] = [f"Unknown event {', '.join(unknown)}. Allowed: *, {', '.join(SUBSCRIBABLE)}."]
+            cleaned["events"] = ["*"] if "*" in events else list(dict.fromkeys(events))
+    if "description" in data:
+        description = str(data.get("description") or "").strip()
+        if len(description) > 500:
+            fields["description"] = ["At most 500 characters."]
+        cleaned["description"] = description
+    if "is_active" in data:
+        if not isinstance(data["is_active"], bool):
+            fields["is_active"] = ["Must be true or false."]
+        cleaned["is_active"] = data["is_active"]
+    if fields:
+        raise InvalidInputError("Invalid webhook subscription", fields=fields)
+    return cleaned
+
+
+@transaction.atomic
+def subscription_create(*, data: dict[str, Any], actor: Actor) -> tuple[WebhookSubscription, str]:
+    """A new subscription of `actor`'s user with a generated secret; returns it and the secret (shown once)."""
+    cleaned = subscription_validate(data=data)
+    secret = signing.secret_new()
+    subscription = WebhookSubscription.objects.create(
+        owner=actor.user, secret=secret, **{"events": ["*"], "is_active": True, **cleaned}
+    )
+    return subscription, secret
+
+
+def _locked(subscription_id: str) -> WebhookSubscription:
+    subscription = WebhookSubscription.objects.select_for_update().filter(id=subscription_id).first()
+    if subscription is None:
+        raise NotFoundError(f"Webhook {subscription_id} not found", details={"webhook_id": subscription_id})
+    return subscription
+
+
+@transaction.atomic
+def subscription_update(*, subscription_id: str, data: dict[str, Any], actor: Actor) -> WebhookSubscription:
+    """Change url, events, description or is_active; re-activating clears the failure record."""
+    subscription = _locked(subscription_id)
+    cleaned = subscription_validate(data=data, instance=subscription)
+    reactivated = cleaned.get("is_active") is True and not subscription.is_active
+    for key, value in cleaned.items():
+        setattr(subscription, key, value)
+    if reactivated:
+        subscription.disabled_reason = ""
+        subscription.consecutive_failures = 0
+        subscription.failing_since = None
+    elif cleaned.get("is_active") is False and subscription.disabled_reason == "":
+        subscription.disabled_reason = f"Disabled by {actor.label}"
+    subscription.save()
+    if cleaned.get("is_active") is False:
+        deliveries_fail_pending(subscription_id=subscription.id, reason=subscription.disabled_reason)
+    return subscription
+
+
+@transaction.atomic
+def subscription_delete(*, subscription_id: str, actor: Actor) -> None:
+    """Delete a subscription with its deliveries and their attempts."""
+    _locked(subscription_id).delete()
+
+
+@transaction.atomic
+def subscription_rotate_secret(*, subscription_id: str, actor: Actor) -> tuple[WebhookSubscription, str]:
+    """A new secret; the old one keeps signing (second signature) for WEBHOOK_ROTATION_GRACE seconds."""
+    subscription = _locked(subscription_id)
+    secret = signing.secret_new()
+    subscription.previous_secret = subscription.secret
+    subscription.previous_secret_expires_at = timezone.now() + timedelta(seconds=settings.WEBHOOK_ROTATION_GRACE)
+    subscription.secret = secret
+    subscription.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return subscription, secret
+
+
+@transaction.atomic
+def subscription_ping(*, subscription_id: str, actor: Actor) -> WebhookDelivery:
+    """Queue one `webhook.ping` for this subscription alone, whatever its `events` say."""
+    subscription = _locked(subscription_id)
+    if not subscription.is_active:
+        raise InvalidStateError(
+            f"Webhook {subscription_id} is disabled: {subscription.disabled_reason or 'inactive'}",
+            details={"webhook_id": subscription_id},
+        )
+    event = event_record(
+        event_type=EventType.WEBHOOK_PING, data={"webhook_id": subscription.id, "actor": actor.label}
+    )
+    # Fanned out here rather than by the worker: a ping goes to its subscription only.
+    WebhookEvent.objects.filter(id=event.id).update(dispatched_at=timezone.now())
+    return WebhookDelivery.objects.create(
+        event=event, subscription=subscription, next_attempt_at=timezone.now()
+    )
+
+
+# --- Deliveries ----------------------------------------------------------------------------------
+
+def deliveries_fail_pending(*, subscription_id: str, reason: str) -> int:
+    """End the pending deliveries of a subscription that stopped receiving; they can be redelivered later."""
+    return WebhookDelivery.objects.filter(
+        subscription_id=subscription_id, status=DeliveryStatus.PENDING
+    ).update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=reason[:1000])
+
+
+@transaction.atomic
+def delivery_redeliver(*, delivery_id: str, actor: Actor) -> WebhookDelivery:
+    """Queue a delivery again (same event id, a new attempt); refused while it is being sent."""
+    delivery = WebhookDelivery.objects.select_for_update().filter(id=delivery_id).select_related(
+        "subscription"
+    ).first()
+    if delivery is None:
+        raise NotFoundError(f"Delivery {delivery_id} not found", details={"delivery_id": delivery_id})
+    if delivery.status == DeliveryStatus.DELIVERING:
+        raise InvalidStateError(f"Delivery {delivery_id} is being sent right now", details={"delivery_id": delivery_id})
+    if not delivery.subscription.is_active:
+        raise InvalidStateError(
+            f"Webhook {delivery.subscription_id} is disabled; activate it (is_active=true) first",
+            details={"delivery_id": delivery_id, "webhook_id": delivery.subscription_id},
+        )
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = timezone.now()
+    delivery.run_attempts = 0
+    delivery.last_error = ""
+    delivery.save(update_fields=["status", "next_attempt_at", "run_attempts", "last_error"])
+    return delivery
+
+
+def deliveries_redeliver(*, failed_only: bool, since: datetime | None, actor: Actor) -> int:
+    """Queue again, set-wise, the deliveries of active subscriptions since `since` (at most 14 days back).
+
+    With `failed_only`, only deliveries that ended `failed`; otherwise delivered ones too.
+    """
+    floor = timezone.now() - REDELIVER_MAX_AGE
+    since = max(since, floor) if since else floor
+    statuses = [DeliveryStatus.FAILED] if failed_only else [DeliveryStatus.FAILED, DeliveryStatus.DELIVERED]
+    return WebhookDelivery.objects.filter(
+        status__in=statuses, created_at__gte=since, subscription__is_active=True
+    ).update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), run_attempts=0, last_error="")
+
+
+def webhooks_prune(*, older_than: timedelta | None = None, batch_size: int = 1000) -> int:
+    """Delete deliveries (with their attempts) and dispatched events older than WEBHOOK_RETENTION_DAYS.
+
+    In batches, so a large backlog never holds one long transaction. Returns the deliveries deleted.
+    """
+    cutoff = timezone.now() - (older_than or timedelta(days=settings.WEBHOOK_RETENTION_DAYS))
+    deleted = 0
+    while True:
+        ids = list(
+            WebhookDelivery.objects.filter(created_at__lt=cutoff)
+            .exclude(status=DeliveryStatus.DELIVERING)
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            WebhookDelivery.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+    while True:
+        event_ids = list(
+            WebhookEvent.objects.filter(created_at__lt=cutoff, dispatched_at__isnull=False, deliveries__isnull=True)
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not event_ids:
+            break
+        WebhookEvent.objects.filter(id__in=event_ids).delete()
+    return deleted

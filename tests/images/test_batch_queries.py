@@ -62,7 +62,7 @@ def test_batch_events_keep_the_order_of_the_batch(reviewer_actor):
     assert [event.data["image_id"] for event in events[:-1]] == ids
     assert events[-1].event_type == "batch.completed"
     assert events[0].data == {"image_id": ids[0], "status": "approved", "previous_status": "pending",
-                              "actor": "reviewer1", "via": "api", "note": "ok"}
+                              "actor": "reviewer1", "via": "api", "note": "ok", "sequence": 1}
     assert all(event.id.startswith("evt_") and len(event.id) == 30 for event in events)
     history = ImageTransition.objects.get(image_id=ids[0])
     assert (history.from_status, history.to_status, history.actor_id, history.actor_label, history.via,
