@@ -2,7 +2,7 @@
 
 A role has its own permissions and those of every role before it: a reviewer can do what a client
 can, a publisher what a reviewer can. Migrations call `roles_grant` / `roles_revoke` with
-`{role: ["app_label.codename", …]}`.
+`{role: ["app_label.codename", …]}`, usually through `roles_operation`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.management import create_permissions
+from django.db import migrations
 
 ROLES = ("clients", "reviewers", "publishers")
 # The role names of `manage.py create_api_token --role`.
@@ -58,3 +59,15 @@ def roles_revoke(apps: Any, grants: dict[str, list[str]]) -> None:
             if (p.content_type.app_label, p.codename) in wanted
         ]
         group.permissions.remove(*perms)
+
+
+def roles_operation(grants: dict[str, list[str]]) -> migrations.RunPython:
+    """The migration operation that grants `grants` (and takes them back when migrating backwards)."""
+
+    def grant(apps: Any, schema_editor: Any) -> None:
+        roles_grant(apps, grants)
+
+    def revoke(apps: Any, schema_editor: Any) -> None:
+        roles_revoke(apps, grants)
+
+    return migrations.RunPython(grant, revoke)

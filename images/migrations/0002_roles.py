@@ -2,20 +2,12 @@
 
 from django.db import migrations
 
-from core.roles import roles_grant, roles_revoke
+from core.roles import roles_operation
 
 GRANTS = {
     "clients": ["images.add_generation", "images.view_generation", "images.add_image", "images.view_image"],
     "reviewers": ["images.review_image", "images.change_image", "images.delete_image"],
 }
-
-
-def grant(apps, schema_editor):
-    roles_grant(apps, GRANTS)
-
-
-def revoke(apps, schema_editor):
-    roles_revoke(apps, GRANTS)
 
 
 class Migration(migrations.Migration):
@@ -25,4 +17,4 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [roles_operation(GRANTS)]

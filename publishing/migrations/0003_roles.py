@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from core.roles import roles_grant, roles_revoke
+from core.roles import roles_operation
 
 GRANTS = {
     "clients": ["publishing.view_product", "publishing.view_producttemplate"],
@@ -13,14 +13,6 @@ GRANTS = {
 }
 
 
-def grant(apps, schema_editor):
-    roles_grant(apps, GRANTS)
-
-
-def revoke(apps, schema_editor):
-    roles_revoke(apps, GRANTS)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("publishing", "0002_product_progress_fields"),
@@ -28,4 +20,4 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [roles_operation(GRANTS)]

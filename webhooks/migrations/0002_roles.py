@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from core.roles import roles_grant, roles_revoke
+from core.roles import roles_operation
 
 GRANTS = {
     "clients": [
@@ -12,14 +12,6 @@ GRANTS = {
 }
 
 
-def grant(apps, schema_editor):
-    roles_grant(apps, GRANTS)
-
-
-def revoke(apps, schema_editor):
-    roles_revoke(apps, GRANTS)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("webhooks", "0001_initial"),
@@ -27,4 +19,4 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [roles_operation(GRANTS)]
