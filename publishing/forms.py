@@ -10,8 +10,9 @@ from django import forms
 from django.urls import reverse
 from django.utils.html import format_html
 
-from publishing.api.serializers import ProductTemplateSerializer
+from core.errors import InvalidInputError
 from publishing.models import ProductTemplate
+from publishing.services import TEMPLATE_FIELDS, product_template_validate
 
 CATALOG_HINT = "Run manage.py printify_catalog --blueprint B --provider P to list the real ids."
 
@@ -113,17 +114,18 @@ class ProductTemplateForm(forms.ModelForm):
         return super()._get_validation_exclusions() | {"is_default"}
 
     def clean(self) -> dict[str, Any]:
-        """Validate with the API's serializer too, so the admin accepts exactly what the API accepts."""
+        """Check the template with the service's rules, so the admin refuses exactly what the API refuses."""
         cleaned = super().clean()
         if self.errors:
             return cleaned
         instance = self.instance if self.instance.pk and not self.instance._state.adding else None
-        serializer = ProductTemplateSerializer(instance, data=cleaned)
-        if not serializer.is_valid():
-            for name, field_errors in serializer.errors.items():
-                messages = [str(e) for e in (field_errors if isinstance(field_errors, list) else [field_errors])]
+        data = {name: value for name, value in cleaned.items() if name in TEMPLATE_FIELDS}
+        try:
+            values = product_template_validate(data, instance=instance)
+        except InvalidInputError as exc:
+            for name, messages in exc.fields.items():
                 for message in messages:
                     self.add_error(name if name in self.fields else None, message)
             return cleaned
-        cleaned.update({k: v for k, v in serializer.validated_data.items() if k in cleaned})
+        cleaned.update(values)
         return cleaned

@@ -2,16 +2,77 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
 from core import ids
 from images.models import Image
+
+# The limits of templates and products, declared once: the columns, the services' checks and the
+# API's documentation all use these.
+TEMPLATE_NAME_MAX = 200
+TITLE_MAX = 255  # a product's title, rendered from a template or given when publishing
+TITLE_TEMPLATE_MAX = 500
+DESCRIPTION_MAX = 20_000  # a product's description given when publishing
+DESCRIPTION_TEMPLATE_MAX = 5_000
+POSITION_MAX = 32
+PRICE_MAX_CENTS = 10_000_000
+# Printify's blueprint, provider and variant ids; the integer column holds up to this on every database.
+PRINTIFY_ID_MAX = 2_147_483_647
+VARIANTS_MAX = 500
+TAGS_MAX = 50
+TAG_MAX = 100
+SCALE_MIN, SCALE_MAX = 0.01, 10
+ANGLE_MIN, ANGLE_MAX = -360, 360
 
 
 class Platform(models.TextChoices):
     PRINTIFY = "printify"
     # A folder with the print file and listing metadata, for marketplaces without an API.
     EXPORT = "export"
+
+
+def validate_finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("Enter a finite number.")
+
+
+def validate_whole_degrees(value: float) -> None:
+    if math.isfinite(value) and not float(value).is_integer():
+        raise ValidationError("Enter a whole number of degrees.")
+
+
+def validate_variant_ids(value: Any) -> None:
+    """A list of at most VARIANTS_MAX Printify variant ids (whole numbers ≥ 1)."""
+    if not isinstance(value, list):
+        raise ValidationError("Enter a list of variant ids.")
+    if len(value) > VARIANTS_MAX:
+        raise ValidationError(f"At most {VARIANTS_MAX} variants.")
+    bad = [item for item in value if type(item) is not int or not 1 <= item <= PRINTIFY_ID_MAX]
+    if bad:
+        raise ValidationError(
+            f"Variant ids are whole numbers from 1 to {PRINTIFY_ID_MAX}; not {', '.join(map(repr, bad[:5]))}."
+        )
+
+
+def validate_tags(value: Any) -> None:
+    """A list of at most TAGS_MAX tags, each a text of 1 to TAG_MAX characters."""
+    if not isinstance(value, list):
+        raise ValidationError("Enter a list of tags.")
+    if len(value) > TAGS_MAX:
+        raise ValidationError(f"At most {TAGS_MAX} tags.")
+    if any(not isinstance(tag, str) for tag in value):
+        raise ValidationError("Each tag is a text.")
+    if any(not 1 <= len(tag) <= TAG_MAX for tag in value):
+        raise ValidationError(f"Each tag has 1 to {TAG_MAX} characters.")
+
+
+def _id_validators() -> list:
+    return [MinValueValidator(1), MaxValueValidator(PRINTIFY_ID_MAX)]
 
 
 class ProductStatus(models.TextChoices):
@@ -24,23 +85,37 @@ class ProductStatus(models.TextChoices):
 
 
 class ProductTemplate(models.Model):
-    """A Printify blueprint + provider + variants + placement + listing text, reusable across designs."""
+    """A Printify blueprint + provider + variants + placement + listing text, reusable across designs.
+
+    Each field carries its own rules; `publishing.services.product_template_validate` adds the one that
+    spans fields (a Printify template needs blueprint, provider and variants) and is what every writer uses.
+    """
 
     id = models.CharField(primary_key=True, max_length=40, default=ids.new_template_id, editable=False)
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=TEMPLATE_NAME_MAX)
     platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.PRINTIFY)
-    blueprint_id = models.PositiveIntegerField(null=True, blank=True)
-    print_provider_id = models.PositiveIntegerField(null=True, blank=True)
-    variant_ids = models.JSONField(default=list, blank=True)
-    price_cents = models.PositiveIntegerField(default=2999)
-    position = models.CharField(max_length=32, default="front")
-    x = models.FloatField(default=0.5)
-    y = models.FloatField(default=0.5)
-    scale = models.FloatField(default=1.0)
-    angle = models.FloatField(default=0)
-    title_template = models.CharField(max_length=500, default="{prompt}")
-    description_template = models.TextField(default="{prompt}")
-    tags = models.JSONField(default=list, blank=True)
+    blueprint_id = models.PositiveIntegerField(null=True, blank=True, validators=_id_validators())
+    print_provider_id = models.PositiveIntegerField(null=True, blank=True, validators=_id_validators())
+    variant_ids = models.JSONField(default=list, blank=True, validators=[validate_variant_ids])
+    price_cents = models.PositiveIntegerField(
+        default=2999, validators=[MinValueValidator(1), MaxValueValidator(PRICE_MAX_CENTS)]
+    )
+    # Where the design goes (Printify's placeholder position: front, back, …).
+    position = models.CharField(max_length=POSITION_MAX, default="front")
+    # Placement within the print area: centre x and y as fractions of it, scale, angle in degrees.
+    x = models.FloatField(default=0.5, validators=[validate_finite, MinValueValidator(0), MaxValueValidator(1)])
+    y = models.FloatField(default=0.5, validators=[validate_finite, MinValueValidator(0), MaxValueValidator(1)])
+    scale = models.FloatField(
+        default=1.0, validators=[validate_finite, MinValueValidator(SCALE_MIN), MaxValueValidator(SCALE_MAX)]
+    )
+    angle = models.FloatField(default=0, validators=[
+        validate_finite, validate_whole_degrees, MinValueValidator(ANGLE_MIN), MaxValueValidator(ANGLE_MAX),
+    ])
+    title_template = models.CharField(max_length=TITLE_TEMPLATE_MAX, default="{prompt}")
+    description_template = models.TextField(
+        default="{prompt}", blank=True, validators=[MaxLengthValidator(DESCRIPTION_TEMPLATE_MAX)]
+    )
+    tags = models.JSONField(default=list, blank=True, validators=[validate_tags])
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -67,7 +142,7 @@ class Product(models.Model):
     )
     platform = models.CharField(max_length=16, choices=Platform.choices)
     status = models.CharField(max_length=16, choices=ProductStatus.choices, default=ProductStatus.QUEUED)
-    title = models.CharField(max_length=500, blank=True, default="")
+    title = models.CharField(max_length=TITLE_MAX, blank=True, default="")
     description = models.TextField(blank=True, default="")
     price_cents = models.PositiveIntegerField(null=True, blank=True)
     # Listing tags and the Printify shop, fixed when publishing starts so a resumed run uses the same.

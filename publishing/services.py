@@ -12,24 +12,37 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
 from core.batch import BatchResult
 from core.errors import InvalidInputError, InvalidStateError, NotFoundError
+from core.text import clean_text
 from images.models import Image, ImageStatus
 from images.services import images_transition, raise_for_single
-from publishing.models import Platform, Product, ProductStatus, ProductTemplate
+from publishing.models import (
+    DESCRIPTION_MAX,
+    PRICE_MAX_CENTS,
+    TITLE_MAX,
+    Platform,
+    Product,
+    ProductStatus,
+    ProductTemplate,
+)
 from publishing.tasks import product_pipeline
 
-TITLE_MAX = 255
-PRICE_MAX_CENTS = 10_000_000
 TEMPLATE_FIELDS = frozenset(
     f.name
     for f in ProductTemplate._meta.get_fields()
     if f.concrete and f.name not in {"id", "created_at", "updated_at"}
 )
+PRINTIFY_REQUIRED = ("blueprint_id", "print_provider_id", "variant_ids")
+_TEXT_FIELDS = frozenset({"name", "position", "title_template", "description_template"})
+_WHOLE_NUMBER_FIELDS = frozenset({"blueprint_id", "print_provider_id", "price_cents"})
+_NULLABLE_FIELDS = frozenset({"blueprint_id", "print_provider_id"})
+_NUMBER_FIELDS = frozenset({"x", "y", "scale", "angle"})
 
 
 # --- Templates -----------------------------------------------------------------------------------
@@ -65,11 +78,10 @@ def template_resolve(*, template_id: str | None) -> ProductTemplate:
 
 
 def _template_check_publishable(template: ProductTemplate) -> None:
+    # Templates are validated when written; this guards rows written before the rules (or by hand).
     if template.platform != Platform.PRINTIFY:
         return
-    missing = [name for name in ("blueprint_id", "print_provider_id") if not getattr(template, name)]
-    if not template.variant_ids:
-        missing.append("variant_ids")
+    missing = [name for name in PRINTIFY_REQUIRED if not getattr(template, name)]
     if missing:
         raise InvalidInputError(
             f"Template {template.name} is incomplete for Printify",
@@ -77,10 +89,83 @@ def _template_check_publishable(template: ProductTemplate) -> None:
         )
 
 
+def product_template_validate(data: dict[str, Any], *, instance: ProductTemplate | None = None) -> dict[str, Any]:
+    """The given template fields, cleaned; `InvalidInputError` with per-field messages if the result is invalid.
+
+    The template that would result — `instance` (or a new template's defaults) with `data` applied — is
+    checked as a whole: every field's rules (declared on the model), and a Printify template's blueprint,
+    provider and variants. Texts are trimmed and cleaned of control characters, variant ids deduplicated.
+    The API, the admin form and the commands all refuse with these errors.
+    """
+    errors: dict[str, list[str]] = {name: ["Unknown field."] for name in data if name not in TEMPLATE_FIELDS}
+    given: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in TEMPLATE_FIELDS:
+            continue
+        try:
+            given[name] = _template_value(name, value)
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if instance is None:
+        candidate = ProductTemplate()
+    else:
+        candidate = ProductTemplate(**{name: getattr(instance, name) for name in TEMPLATE_FIELDS})
+    for name, value in given.items():
+        setattr(candidate, name, value)
+    try:
+        candidate.clean_fields(exclude=set(errors) | {"id", "created_at", "updated_at"})
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            errors.setdefault(name, []).extend(messages)
+    if candidate.platform == Platform.PRINTIFY:
+        for name in PRINTIFY_REQUIRED:
+            if name not in errors and not getattr(candidate, name):
+                errors[name] = ["Required for a Printify template."]
+    if errors:
+        raise InvalidInputError("Invalid product template", fields=errors)
+    cleaned = {name: getattr(candidate, name) for name in given}
+    if "variant_ids" in cleaned:
+        cleaned["variant_ids"] = list(dict.fromkeys(cleaned["variant_ids"]))
+    return cleaned
+
+
+def _template_value(name: str, value: Any) -> Any:
+    """One field's value in the type it is stored as; ValidationError when it is not of that type."""
+    if name in _TEXT_FIELDS:
+        if not isinstance(value, str):
+            raise ValidationError("Enter a text.")
+        return clean_text(value)
+    if name == "platform":
+        if value not in Platform.values:
+            raise ValidationError(f'"{value}" is not a valid choice. Allowed: {", ".join(Platform.values)}.')
+        return value
+    if name in _WHOLE_NUMBER_FIELDS:
+        if value is None and name in _NULLABLE_FIELDS:
+            return None
+        if type(value) is not int:
+            raise ValidationError("Enter a whole number.")
+        return value
+    if name in _NUMBER_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Enter a number.")
+        return float(value)
+    if name == "tags":
+        if not isinstance(value, list | tuple):
+            raise ValidationError("Enter a list of tags.")
+        return [clean_text(tag) if isinstance(tag, str) else tag for tag in value]
+    if name == "variant_ids":
+        if not isinstance(value, list | tuple):
+            raise ValidationError("Enter a list of variant ids.")
+        return list(value)
+    if name == "is_default" and not isinstance(value, bool):
+        raise ValidationError("Enter true or false.")
+    return value
+
+
 @transaction.atomic
 def product_template_create(*, data: dict[str, Any], actor: Actor) -> ProductTemplate:
-    """Create a template; marking it default unmarks the previous default."""
-    template = ProductTemplate(**{k: v for k, v in data.items() if k in TEMPLATE_FIELDS})
+    """Create a valid template (see `product_template_validate`); marking it default unmarks the previous one."""
+    template = ProductTemplate(**product_template_validate(data))
     if template.is_default:
         ProductTemplate.objects.filter(is_default=True).update(is_default=False)
     template.save()
@@ -89,13 +174,15 @@ def product_template_create(*, data: dict[str, Any], actor: Actor) -> ProductTem
 
 @transaction.atomic
 def product_template_update(*, template_id: str, data: dict[str, Any], actor: Actor) -> ProductTemplate:
-    """Change a template's fields; products already started keep the listing they were given."""
+    """Change a template's fields, refused unless the changed template is valid as a whole.
+
+    Products already started keep the listing they were given.
+    """
     template = ProductTemplate.objects.select_for_update().filter(id=template_id).first()
     if template is None:
         raise NotFoundError(f"Product template {template_id} not found")
-    for key, value in data.items():
-        if key in TEMPLATE_FIELDS:
-            setattr(template, key, value)
+    for key, value in product_template_validate(data, instance=template).items():
+        setattr(template, key, value)
     if template.is_default:
         ProductTemplate.objects.filter(is_default=True).exclude(id=template.id).update(is_default=False)
     template.save()
@@ -165,15 +252,25 @@ def image_publish(
 
 
 def _overrides(*, title: str | None, description: str | None, price_cents: int | None) -> dict[str, Any]:
+    """The publish options, checked: the one place their limits are applied (the API passes them through)."""
     fields: dict[str, list[str]] = {}
     overrides: dict[str, Any] = {}
     if title is not None:
-        title = " ".join(str(title).split())
-        if not title or len(title) > TITLE_MAX:
-            fields["title"] = [f"Must be 1–{TITLE_MAX} characters"]
-        overrides["title"] = title
+        if not isinstance(title, str):
+            fields["title"] = ["Enter a text."]
+        else:
+            title = " ".join(clean_text(title).split())
+            if not title or len(title) > TITLE_MAX:
+                fields["title"] = [f"Must be 1–{TITLE_MAX} characters"]
+            overrides["title"] = title
     if description is not None:
-        overrides["description"] = str(description).strip()
+        if not isinstance(description, str):
+            fields["description"] = ["Enter a text."]
+        else:
+            description = clean_text(description)
+            if len(description) > DESCRIPTION_MAX:
+                fields["description"] = [f"At most {DESCRIPTION_MAX} characters"]
+            overrides["description"] = description
     if price_cents is not None:
         if isinstance(price_cents, bool) or not isinstance(price_cents, int) or not 1 <= price_cents <= PRICE_MAX_CENTS:
             fields["price_cents"] = [f"Must be a whole number of cents, 1–{PRICE_MAX_CENTS}"]

@@ -6,9 +6,29 @@ from typing import Any
 
 from rest_framework import serializers
 
-from api.fields import CleanCharField, IdField, IdListField, choice_field
-from publishing.models import Platform, Product, ProductStatus, ProductTemplate
-from publishing.services import PRICE_MAX_CENTS, TITLE_MAX
+from api.fields import CleanCharField, IdField, IdListField, StrictFloatField, choice_field
+from core.errors import InvalidInputError
+from publishing.models import (
+    ANGLE_MAX,
+    ANGLE_MIN,
+    DESCRIPTION_MAX,
+    DESCRIPTION_TEMPLATE_MAX,
+    POSITION_MAX,
+    PRICE_MAX_CENTS,
+    SCALE_MAX,
+    SCALE_MIN,
+    TAG_MAX,
+    TAGS_MAX,
+    TEMPLATE_NAME_MAX,
+    TITLE_MAX,
+    TITLE_TEMPLATE_MAX,
+    VARIANTS_MAX,
+    Platform,
+    Product,
+    ProductStatus,
+    ProductTemplate,
+)
+from publishing.services import product_template_validate
 
 
 class ListingTextField(CleanCharField):
@@ -43,22 +63,37 @@ class ProductSerializer(serializers.ModelSerializer):
 
 
 class ProductTemplateSerializer(serializers.ModelSerializer):
-    """A template; for Printify it needs blueprint, provider and at least one variant."""
+    """A template. Fields here only read JSON types; the rules are `product_template_validate`'s.
 
-    name = ListingTextField(max_length=200)
-    title_template = ListingTextField(max_length=500, required=False)
-    description_template = ListingTextField(max_length=5000, required=False, allow_blank=True)
+    The admin form and the commands use the same function, so all of them refuse the same input with
+    the same field errors. A partial update is checked as the template it would make.
+    """
+
+    name = ListingTextField(allow_blank=True, help_text=f"1–{TEMPLATE_NAME_MAX} characters.")
+    title_template = ListingTextField(
+        required=False, allow_blank=True,
+        help_text=f"Up to {TITLE_TEMPLATE_MAX} characters; `{{prompt}}` and `{{style}}` are replaced.",
+    )
+    description_template = ListingTextField(
+        required=False, allow_blank=True, help_text=f"Up to {DESCRIPTION_TEMPLATE_MAX} characters."
+    )
     platform = choice_field(Platform.values, required=False)
-    variant_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=500, required=False)
-    tags = serializers.ListField(child=ListingTextField(max_length=100), max_length=50, required=False)
-    price_cents = serializers.IntegerField(min_value=1, max_value=PRICE_MAX_CENTS, required=False)
-    blueprint_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    print_provider_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    position = ListingTextField(max_length=32, required=False)
-    x = serializers.FloatField(min_value=0, max_value=1, required=False)
-    y = serializers.FloatField(min_value=0, max_value=1, required=False)
-    scale = serializers.FloatField(min_value=0.01, max_value=10, required=False)
-    angle = serializers.IntegerField(min_value=-360, max_value=360, required=False)
+    variant_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False,
+        help_text=f"Up to {VARIANTS_MAX} Printify variant ids; at least one for Printify.",
+    )
+    tags = serializers.ListField(
+        child=ListingTextField(allow_blank=True), required=False,
+        help_text=f"Up to {TAGS_MAX} tags of 1–{TAG_MAX} characters.",
+    )
+    price_cents = serializers.IntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
+    blueprint_id = serializers.IntegerField(required=False, allow_null=True, help_text="Required for Printify.")
+    print_provider_id = serializers.IntegerField(required=False, allow_null=True, help_text="Required for Printify.")
+    position = ListingTextField(required=False, allow_blank=True, help_text=f"1–{POSITION_MAX} characters.")
+    x = StrictFloatField(required=False, help_text="0–1.")
+    y = StrictFloatField(required=False, help_text="0–1.")
+    scale = StrictFloatField(required=False, help_text=f"{SCALE_MIN}–{SCALE_MAX}.")
+    angle = serializers.IntegerField(required=False, help_text=f"Degrees, {ANGLE_MIN}–{ANGLE_MAX}.")
     # Declared so DRF adds no uniqueness check: marking a new default unmarks the old one (services).
     is_default = serializers.BooleanField(required=False)
 
@@ -72,33 +107,22 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        def value(name: str) -> Any:
-            if name in attrs:
-                return attrs[name]
-            if self.instance is not None:
-                return getattr(self.instance, name)
-            return ProductTemplate._meta.get_field(name).get_default()
-
-        if value("platform") == Platform.PRINTIFY:
-            errors = {
-                name: ["Required for a Printify template."]
-                for name in ("blueprint_id", "print_provider_id", "variant_ids")
-                if not value(name)
-            }
-            if errors:
-                raise serializers.ValidationError(errors)
-        if "variant_ids" in attrs:
-            attrs["variant_ids"] = list(dict.fromkeys(attrs["variant_ids"]))
-        return attrs
+        try:
+            return product_template_validate(attrs, instance=self.instance)
+        except InvalidInputError as exc:
+            raise serializers.ValidationError(exc.fields) from exc
 
 
 class PublishInputSerializer(serializers.Serializer):
-    """`POST images/{id}/publish`: an optional template and listing overrides."""
+    """`POST images/{id}/publish`: an optional template and listing overrides.
+
+    The overrides' limits are applied by `publishing.services.image_publish`, the one place that refuses them.
+    """
 
     template = IdField(required=False, allow_blank=True, allow_null=True)
-    title = ListingTextField(max_length=TITLE_MAX, required=False)
-    description = ListingTextField(max_length=20000, required=False, allow_blank=True)
-    price_cents = serializers.IntegerField(min_value=1, max_value=PRICE_MAX_CENTS, required=False)
+    title = ListingTextField(required=False, help_text=f"1–{TITLE_MAX} characters.")
+    description = ListingTextField(required=False, allow_blank=True, help_text=f"Up to {DESCRIPTION_MAX} characters.")
+    price_cents = serializers.IntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
 
 
 class BatchPublishInputSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.actors import Actor, Via
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInputError
 from publishing.clients.printify import PrintifyClient, PrintifyError
 from publishing.services import product_template_create
 
@@ -69,8 +69,7 @@ class Command(BaseCommand):
             raise CommandError(f"Not variants of blueprint {blueprint} / provider {provider}: {unknown}")
         if not chosen:
             raise CommandError("No variants to put in the template")
-        if options["price_cents"] < 1:
-            raise CommandError("--price-cents must be a positive number of cents")
+        # The template's rules (name, price, …) are the service's: it refuses what the API and the admin refuse.
         try:
             template = product_template_create(
                 data={"name": options["create_template"], "platform": "printify", "blueprint_id": blueprint,
@@ -78,6 +77,9 @@ class Command(BaseCommand):
                       "is_default": options["default"]},
                 actor=Actor(None, Via.COMMAND),
             )
+        except InvalidInputError as exc:
+            problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.fields.items())
+            raise CommandError(f"{exc.message}: {problems}" if problems else exc.message) from exc
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Created template {template.id} ({template.name}) with {len(chosen)} variant(s)")
