@@ -207,10 +207,12 @@ _sessions = threading.local()
 
 
 def _session() -> requests.Session:
-    session = getattr(_sessions, "session", None)
-    if session is None:
-        session = _sessions.session = urls.session_new(timeout=float(settings.WEBHOOK_TIMEOUT))
-    return session
+    """This thread's session (its connection pools are reused), made anew when the settings it uses change."""
+    key = (float(settings.WEBHOOK_TIMEOUT), bool(settings.WEBHOOK_ALLOW_PRIVATE_URLS))
+    if getattr(_sessions, "key", None) != key:
+        _sessions.session = urls.session_new(timeout=key[0])
+        _sessions.key = key
+    return _sessions.session
 
 
 def _retry_after(value: str | None) -> float | None:

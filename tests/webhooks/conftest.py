@@ -31,12 +31,13 @@ def receiver():
 
 
 @pytest.fixture
-def subscribe(client_user):
+def subscribe(request):
     """Create a subscription through the service, as the API does; returns (subscription, secret)."""
 
     def make(url: str, events: list[str] | None = None, user=None) -> tuple[WebhookSubscription, str]:
+        owner = user or request.getfixturevalue("client_user")
         return services.subscription_create(
-            data={"url": url, "events": events or ["*"]}, actor=Actor(user or client_user, Via.API)
+            data={"url": url, "events": events or ["*"]}, actor=Actor(owner, Via.API)
         )
 
     return make
