@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from core.actors import Actor
@@ -103,6 +103,25 @@ def events_record(*, event_type: str, payloads: Iterable[dict[str, Any]]) -> int
                        constants={"event_type": event_type})
 
 
+# --- Who sees what ------------------------------------------------------------------------------
+
+def _sees_all(actor: Actor) -> bool:
+    # The system (commands, the worker) and superusers act on every subscription.
+    return actor.user is None or bool(getattr(actor.user, "is_superuser", False))
+
+
+def subscriptions_of(actor: Actor) -> QuerySet[WebhookSubscription]:
+    """The subscriptions `actor` may see and change: a user's own; all of them for superusers."""
+    subscriptions = WebhookSubscription.objects.all()
+    return subscriptions if _sees_all(actor) else subscriptions.filter(owner_id=actor.user_id)
+
+
+def deliveries_of(actor: Actor) -> QuerySet[WebhookDelivery]:
+    """The deliveries of the subscriptions `actor` may see."""
+    deliveries = WebhookDelivery.objects.all()
+    return deliveries if _sees_all(actor) else deliveries.filter(subscription__owner_id=actor.user_id)
+
+
 # --- Subscriptions -------------------------------------------------------------------------------
 
 def subscription_validate(*, data: dict[str, Any], instance: WebhookSubscription | None = None) -> dict[str, Any]:
@@ -149,8 +168,9 @@ def subscription_create(*, data: dict[str, Any], actor: Actor) -> tuple[WebhookS
     return subscription, secret
 
 
-def _locked(subscription_id: str) -> WebhookSubscription:
-    subscription = WebhookSubscription.objects.select_for_update().filter(id=subscription_id).first()
+def _locked(subscription_id: str, actor: Actor) -> WebhookSubscription:
+    # Another user's subscription is "not found", exactly like one that does not exist.
+    subscription = subscriptions_of(actor).select_for_update().filter(id=subscription_id).first()
     if subscription is None:
         raise NotFoundError(f"Webhook {subscription_id} not found", details={"webhook_id": subscription_id})
     return subscription
@@ -159,7 +179,7 @@ def _locked(subscription_id: str) -> WebhookSubscription:
 @transaction.atomic
 def subscription_update(*, subscription_id: str, data: dict[str, Any], actor: Actor) -> WebhookSubscription:
     """Change url, events, description or is_active; re-activating clears the failure record."""
-    subscription = _locked(subscription_id)
+    subscription = _locked(subscription_id, actor)
     cleaned = subscription_validate(data=data, instance=subscription)
     reactivated = cleaned.get("is_active") is True and not subscription.is_active
     for key, value in cleaned.items():
@@ -179,13 +199,13 @@ def subscription_update(*, subscription_id: str, data: dict[str, Any], actor: Ac
 @transaction.atomic
 def subscription_delete(*, subscription_id: str, actor: Actor) -> None:
     """Delete a subscription with its deliveries and their attempts."""
-    _locked(subscription_id).delete()
+    _locked(subscription_id, actor).delete()
 
 
 @transaction.atomic
 def subscription_rotate_secret(*, subscription_id: str, actor: Actor) -> tuple[WebhookSubscription, str]:
     """A new secret; the old one keeps signing (second signature) for WEBHOOK_ROTATION_GRACE seconds."""
-    subscription = _locked(subscription_id)
+    subscription = _locked(subscription_id, actor)
     secret = signing.secret_new()
     subscription.previous_secret = subscription.secret
     subscription.previous_secret_expires_at = timezone.now() + timedelta(seconds=settings.WEBHOOK_ROTATION_GRACE)
@@ -197,7 +217,7 @@ def subscription_rotate_secret(*, subscription_id: str, actor: Actor) -> tuple[W
 @transaction.atomic
 def subscription_ping(*, subscription_id: str, actor: Actor) -> WebhookDelivery:
     """Queue one `webhook.ping` for this subscription alone, whatever its `events` say."""
-    subscription = _locked(subscription_id)
+    subscription = _locked(subscription_id, actor)
     if not subscription.is_active:
         raise InvalidStateError(
             f"Webhook {subscription_id} is disabled: {subscription.disabled_reason or 'inactive'}",
@@ -225,7 +245,7 @@ def deliveries_fail_pending(*, subscription_id: str, reason: str) -> int:
 @transaction.atomic
 def delivery_redeliver(*, delivery_id: str, actor: Actor) -> WebhookDelivery:
     """Queue a delivery again (same event id, a new attempt); refused while it is being sent."""
-    delivery = WebhookDelivery.objects.select_for_update().filter(id=delivery_id).select_related(
+    delivery = deliveries_of(actor).select_for_update().filter(id=delivery_id).select_related(
         "subscription"
     ).first()
     if delivery is None:
