@@ -18,7 +18,11 @@ api_patterns = [
     # URLPathVersioning reads `version`; the pattern admits only supported versions.
     re_path(
         rf"^(?P<version>{VERSIONS})/",
-        include([path("", include("images.api.urls")), path("", include("publishing.api.urls"))]),
+        include([
+            path("", include("images.api.urls")),
+            path("", include("publishing.api.urls")),
+            path("", include("webhooks.api.urls")),
+        ]),
     ),
     # Last: whatever no route above matched answers in the API's error shape, never Django's HTML page.
     re_path(r"^", api_views.not_found),
