@@ -90,11 +90,17 @@ def _security_issues() -> list[ConfigIssue]:
             WARNING, "SECRET_KEY",
             "weak (short, repetitive or a placeholder) with DEBUG off; set a random secret", "W003",
         ))
-    if not os.environ.get("SECRET_KEY", "").strip():
+    if settings.SECRET_KEY_SOURCE == "file":
         issues.append(ConfigIssue(
             INFO, "SECRET_KEY",
-            f"not set: the random key kept in {settings.DATA_DIR / 'secret_key'} is used"
+            f"not set: the random key kept in {settings.SECRET_KEY_FILE} is used"
             " (set one when several hosts serve the gateway)",
+        ))
+    elif settings.SECRET_KEY_SOURCE == "process":
+        issues.append(ConfigIssue(
+            INFO, "SECRET_KEY",
+            f"not set, and {settings.SECRET_KEY_FILE} does not exist yet: this process uses a random key of"
+            " its own (make run, make serve, pod_gateway.wsgi and manage.py db_worker create the file)",
         ))
     if not settings.DEBUG and settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         issues.append(ConfigIssue(

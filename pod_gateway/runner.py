@@ -1,5 +1,8 @@
 """`make run` / `make serve`: prepare the data directory, then run the web server and a task worker.
 
+The data directory (and the secret key file in it) is made before Django is set up here, so that
+this process and both children read the same key and share one metrics directory.
+
 Both children run until Ctrl+C or SIGTERM, which is passed on to them so a task in progress is
 finished (or left resumable) and gunicorn drains its requests. If either child dies, the other is
 stopped too and the exit status says so.
@@ -14,26 +17,38 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import django
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from environs import Env
+
+from core import datadir
+
+# What the runner itself reads (the settings read the rest): the environment, then `.env`.
+env = Env()
+env.read_env(Path(__file__).resolve().parent.parent / ".env", recurse=False)
+
+
+def prepare_data_dir() -> None:
+    """Make the data directory before Django (and prometheus_client) start in this process."""
+    data_dir, metrics_dir = datadir.locate(env)
+    # Samples of processes from an earlier run would be added to this run's counters: start empty.
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    datadir.prepare(data_dir, metrics_dir)
 
 
 def prepare() -> None:
-    """Migrate, collect static files and make sure the admin user exists."""
+    """Prepare the data directory, migrate, collect static files and make sure the admin user exists."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pod_gateway.settings")
+    prepare_data_dir()
     django.setup()
-    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    # Samples of processes from an earlier run would be added to this run's counters: start empty.
-    shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
-    settings.PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
 
-    username = os.environ.get("POD_ADMIN_USERNAME", "admin").strip() or "admin"
-    password = os.environ.get("POD_ADMIN_PASSWORD", "")
+    username = env.str("POD_ADMIN_USERNAME", "").strip() or "admin"
+    password = env.str("POD_ADMIN_PASSWORD", "")
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     if user is None:
@@ -50,8 +65,8 @@ def prepare() -> None:
 
 def main(mode: str) -> int:
     prepare()
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "8000")
+    host = env.str("HOST", "").strip() or "127.0.0.1"
+    port = env.str("PORT", "").strip() or "8000"
     workers = "1" if mode == "dev" else str(2 * (os.cpu_count() or 1) + 1)
     web = [
         sys.executable, "-m", "gunicorn", "pod_gateway.wsgi:application",
@@ -59,11 +74,11 @@ def main(mode: str) -> int:
         "--graceful-timeout", "30", "--no-control-socket",
     ]
     worker = [sys.executable, "manage.py", "db_worker", "--no-reload", "--queue-name", "*"]
-    env = dict(os.environ)
+    child_env = dict(os.environ)
     if mode == "serve":
-        env["DEBUG"] = "false"
+        child_env["DEBUG"] = "false"
     # Own sessions: a terminal Ctrl+C reaches only this process, which passes one SIGTERM on.
-    children = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in (web, worker)]
+    children = [subprocess.Popen(cmd, env=child_env, start_new_session=True) for cmd in (web, worker)]
     print(f"POD Gateway at http://{host}:{port}/admin/ (API under /api/v1/); Ctrl+C stops it.", flush=True)
 
     stopping = False

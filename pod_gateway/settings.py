@@ -1,106 +1,122 @@
 """POD Gateway settings.
 
-Every value comes from the environment (a `.env` file in the project root is read first) with an
-embedded default, so `make run` works from a fresh clone. A malformed value stops the process at
-start with a message naming the variable.
+Every value comes from the environment, read with environs (a `.env` file in the project root is
+read first; the environment wins over it), with an embedded default so `make run` works from a fresh
+clone. A blank value means the default. A malformed value stops the process at start with a message
+naming the variable.
+
+Importing this module writes nothing: the data directory, its subdirectories and the secret key file
+are made by `core.datadir.prepare()`, which the processes that serve call before Django starts.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
-import time
 from datetime import date
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from dotenv import load_dotenv
+from environs import Env, EnvError, ValidationError, validate
+
+from core import datadir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-load_dotenv(BASE_DIR / ".env")
 
 
-# --- Environment parsing -------------------------------------------------------------------------
+# --- Reading the environment ---------------------------------------------------------------------
 
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+class GatewayEnv(Env):
+    """environs' reader where surrounding whitespace is ignored and a blank value means the default.
 
+    `KEY=` in a `.env` file (or an exported empty variable) has always meant "not set" here; environs
+    alone would hand the empty string to the parser and refuse it for numbers and booleans.
+    """
 
-def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
-
-
-def env_number(name: str, default: float, *, minimum: float = 0, kind: type = float):
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}, not {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
-    return value
+    def _get_value(self, env_key: str, default):  # environs' one lookup of a raw value
+        value = super()._get_value(env_key, default)
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return default
+        return value
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+env = GatewayEnv()
+env.read_env(BASE_DIR / ".env", recurse=False)
+
+API_VERSIONS = ("v1", "v2")
+# `N/period`: period s|m|h|d or DRF's second|minute|hour|day, optionally with a multiplier (`5/10m`).
+PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "second": 1, "minute": 60, "hour": 3600, "day": 86400}
+RATE_RE = re.compile(r"(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day|s|m|h|d)")
 
 
-RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
-PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+@env.parser_for("rate")
+def _parse_rate(value: str) -> tuple[int, int]:
+    """`1000/hour`, `100/h` or `5/10m` as (requests, window in seconds)."""
+    match = RATE_RE.fullmatch(value.strip().lower())
+    if not match or int(match.group(1)) < 1 or int(match.group(2) or 1) < 1:
+        raise ValidationError(
+            "must look like 100/hour or 100/h (N/period, period s|m|h|d or second|minute|hour|day, "
+            f"optionally with a multiplier: 5/10m), not {value!r}"
+        )
+    return int(match.group(1)), int(match.group(2) or 1) * PERIOD_SECONDS[match.group(3)]
 
 
-def env_rate(name: str, default: str) -> tuple[int, int]:
-    """Parse `N/period` (period s|m|h|d, optionally with a multiplier: `5/10m`) into (N, seconds)."""
-    raw = env_str(name, default)
-    match = RATE_RE.match(raw)
-    if not match or int(match.group(1)) < 1:
-        raise ImproperlyConfigured(f"{name} must look like 100/h (N/period, period s|m|h|d), not {raw!r}")
-    multiplier = int(match.group(2) or 1)
-    return int(match.group(1)), multiplier * PERIOD_SECONDS[match.group(3)]
+@env.parser_for("names")
+def _parse_names(value: str, *, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """A comma-separated list: spaces around items ignored, empty items dropped (`a, b,` is [a, b])."""
+    names = [item.strip() for item in value.split(",") if item.strip()]
+    if allowed is not None and (unknown := [name for name in names if name not in allowed]):
+        raise ValidationError(f"may only name {', '.join(allowed)}, not {', '.join(unknown)}")
+    return names
+
+
+@env.parser_for("sunsets")
+def _parse_sunsets(value: str) -> dict[str, date]:
+    """`v1=2027-06-30,v2=…` as {version: date}: the Sunset header of a deprecated version."""
+    sunsets = {}
+    for item in _parse_names(value):
+        version, _, day = (part.strip() for part in item.partition("="))
+        try:
+            sunsets[version] = date.fromisoformat(day)
+        except ValueError:
+            raise ValidationError(f"must look like v1=2027-06-30, not {item!r}") from None
+        if version not in API_VERSIONS:
+            raise ValidationError(f"names an unknown version {version!r} (known: {', '.join(API_VERSIONS)})")
+    return sunsets
+
+
+def at_least(minimum: float) -> validate.Range:
+    return validate.Range(min=minimum, error="must be at least {min}")
 
 
 # --- Core ----------------------------------------------------------------------------------------
 
-DEBUG = env_bool("DEBUG", False)
-DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "var").resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DEBUG = env.bool("DEBUG", False)
+# The data directory (database, media, exports, metrics files) and where prometheus_client's files go.
+DATA_DIR, PROMETHEUS_MULTIPROC_DIR = datadir.locate(env)
 
-
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else a random key made once and kept in DATA_DIR."""
-    if key := env_str("SECRET_KEY"):
-        return key
-    path = DATA_DIR / "secret_key"
+# SECRET_KEY from the environment, else the random key `core.datadir.prepare()` keeps in DATA_DIR, else
+# (nobody prepared DATA_DIR yet: a one-off manage.py command) a random key for this process alone.
+SECRET_KEY_FILE = DATA_DIR / datadir.SECRET_KEY_FILE
+SECRET_KEY = env.str("SECRET_KEY", "")
+SECRET_KEY_SOURCE = "environment"
+if not SECRET_KEY:
     try:
-        # O_EXCL: when several processes start at once exactly one writes the key, the others read it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):
-            if key := path.read_text().strip():
-                return key
-            time.sleep(0.02)
-        raise ImproperlyConfigured(f"{path} is empty: delete it or set SECRET_KEY") from None
-    key = secrets.token_urlsafe(50)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+        SECRET_KEY = datadir.read_secret_key(DATA_DIR)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+    SECRET_KEY_SOURCE = "file"
+    if SECRET_KEY is None:
+        SECRET_KEY, SECRET_KEY_SOURCE = secrets.token_urlsafe(50), "process"
 
+ALLOWED_HOSTS = env.names("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", "").rstrip("/")
 
-SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+# --- Applications, middleware, templates ------------------------------------------------------
 
 INSTALLED_APPS = [
     # Our apps first: `core` overrides django_tasks_db's `db_worker` with a crash-safe worker.
@@ -175,8 +191,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Made by core.datadir.prepare() (WhiteNoise warns on every request while it is missing).
 STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request without it (before collectstatic)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -190,7 +206,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 60 * 1024 * 1024
 
 # --- Database ------------------------------------------------------------------------------------
 
-DATABASE_URL = env_str("DATABASE_URL")
+# Empty: SQLite in DATA_DIR. Otherwise a database URL (dj-database-url), e.g. postgres://user@host:5432/db.
+DATABASE_URL = env.str("DATABASE_URL", "")
 # The web server and the worker write at the same time. WAL lets readers proceed during a write;
 # IMMEDIATE takes the write lock when a transaction starts (so it waits on the busy timeout instead
 # of failing on a lock upgrade); the timeout absorbs the waits.
@@ -200,13 +217,10 @@ SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 # Django's SQLite backend that knows SQLite's real parameter limit, so bulk inserts of a 500-image
-# batch are not split into several statements (see pod_gateway/db/sqlite3/base.py).
+# batch are not split into several statements (see core/db/sqlite3/base.py).
 SQLITE_ENGINE = "core.db.sqlite3"
 if DATABASE_URL:
-    try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    DATABASES = {"default": env.dj_db_url("DATABASE_URL", conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["ENGINE"] = SQLITE_ENGINE
         DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
@@ -226,7 +240,7 @@ if DATABASES["default"]["ENGINE"] == SQLITE_ENGINE:
 
 # --- Cache (shared across processes when REDIS_URL is set) --------------------------------------
 
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env.str("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -247,8 +261,8 @@ RATELIMIT_USE_CACHE = "ratelimit"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # A running task whose worker has not sent a heartbeat for this long is handed to another worker.
-WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
-WORKER_STALE_SECONDS = env_number("WORKER_STALE_SECONDS", 60.0, minimum=0.5)
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", 5.0, validate=at_least(0.1))
+WORKER_STALE_SECONDS = env.float("WORKER_STALE_SECONDS", 60.0, validate=at_least(0.5))
 
 
 # --- Authentication ------------------------------------------------------------------------------
@@ -263,79 +277,67 @@ LOGIN_URL = "/admin/login/"
 # --- Generation ----------------------------------------------------------------------------------
 
 GENERATION_BACKENDS = ("procedural", "comfyui", "runpod")
-GENERATION_BACKEND = env_str("GENERATION_BACKEND", "procedural")
-if GENERATION_BACKEND not in GENERATION_BACKENDS:
-    raise ImproperlyConfigured(
-        f"GENERATION_BACKEND must be one of {', '.join(GENERATION_BACKENDS)}, not {GENERATION_BACKEND!r}"
-    )
-COMFYUI_API_URL = env_str("COMFYUI_API_URL", "http://127.0.0.1:8188").rstrip("/")
-COMFYUI_CHECKPOINT = env_str("COMFYUI_CHECKPOINT", "flux1-dev-fp8.safetensors")
-RUNPOD_API_KEY = env_str("RUNPOD_API_KEY")
-RUNPOD_ENDPOINT_ID = env_str("RUNPOD_ENDPOINT_ID")
-RUNPOD_API_URL = env_str("RUNPOD_API_URL", "https://api.runpod.ai/v2").rstrip("/")
+GENERATION_BACKEND = env.str("GENERATION_BACKEND", "procedural", validate=validate.OneOf(GENERATION_BACKENDS))
+COMFYUI_API_URL = env.str("COMFYUI_API_URL", "http://127.0.0.1:8188").rstrip("/")
+COMFYUI_CHECKPOINT = env.str("COMFYUI_CHECKPOINT", "flux1-dev-fp8.safetensors")
+RUNPOD_API_KEY = env.str("RUNPOD_API_KEY", "")
+RUNPOD_ENDPOINT_ID = env.str("RUNPOD_ENDPOINT_ID", "")
+RUNPOD_API_URL = env.str("RUNPOD_API_URL", "https://api.runpod.ai/v2").rstrip("/")
 # How often a remote job is polled, and how long it may take in all before it is given up.
-GENERATION_POLL_SECONDS = env_number("GENERATION_POLL_SECONDS", 2.0, minimum=0.01)
-GENERATION_TIMEOUT_SECONDS = env_number("GENERATION_TIMEOUT_SECONDS", 1800.0, minimum=1)
-HTTP_TIMEOUT_SECONDS = env_number("HTTP_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+GENERATION_POLL_SECONDS = env.float("GENERATION_POLL_SECONDS", 2.0, validate=at_least(0.01))
+GENERATION_TIMEOUT_SECONDS = env.float("GENERATION_TIMEOUT_SECONDS", 1800.0, validate=at_least(1))
+HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", 30.0, validate=at_least(0.1))
 # Backend HTTP calls: retries of connection errors, 429 and 5xx, with exponential backoff from this base.
-HTTP_RETRIES = env_number("HTTP_RETRIES", 4, kind=int)
-HTTP_RETRY_BACKOFF_SECONDS = env_number("HTTP_RETRY_BACKOFF_SECONDS", 0.5)
+HTTP_RETRIES = env.int("HTTP_RETRIES", 4, validate=at_least(0))
+HTTP_RETRY_BACKOFF_SECONDS = env.float("HTTP_RETRY_BACKOFF_SECONDS", 0.5, validate=at_least(0))
 
 
 # --- Image quality -------------------------------------------------------------------------------
 
-IMAGE_MIN_WIDTH = env_number("IMAGE_MIN_WIDTH", 2400, kind=int)
-IMAGE_MIN_HEIGHT = env_number("IMAGE_MIN_HEIGHT", 2400, kind=int)
-IMAGE_RECOMMENDED_WIDTH = env_number("IMAGE_RECOMMENDED_WIDTH", 4500, kind=int)
-IMAGE_RECOMMENDED_HEIGHT = env_number("IMAGE_RECOMMENDED_HEIGHT", 5400, kind=int)
-IMAGE_MIN_DPI = env_number("IMAGE_MIN_DPI", 300, kind=int)
-IMAGE_MAX_BYTES = env_number("IMAGE_MAX_MB", 50, kind=int) * 1024 * 1024
+IMAGE_MIN_WIDTH = env.int("IMAGE_MIN_WIDTH", 2400, validate=at_least(0))
+IMAGE_MIN_HEIGHT = env.int("IMAGE_MIN_HEIGHT", 2400, validate=at_least(0))
+IMAGE_RECOMMENDED_WIDTH = env.int("IMAGE_RECOMMENDED_WIDTH", 4500, validate=at_least(0))
+IMAGE_RECOMMENDED_HEIGHT = env.int("IMAGE_RECOMMENDED_HEIGHT", 5400, validate=at_least(0))
+IMAGE_MIN_DPI = env.int("IMAGE_MIN_DPI", 300, validate=at_least(0))
+IMAGE_MAX_BYTES = env.int("IMAGE_MAX_MB", 50, validate=at_least(0)) * 1024 * 1024
 # Pillow refuses images with more pixels than this (decompression bombs).
-IMAGE_MAX_PIXELS = env_number("IMAGE_MAX_PIXELS", 8192 * 8192, kind=int)
-THUMBNAIL_SIZE = env_number("THUMBNAIL_SIZE", 512, kind=int)
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", 8192 * 8192, validate=at_least(0))
+THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", 512, validate=at_least(0))
 
 
 # --- Publishing ----------------------------------------------------------------------------------
 
-PRINTIFY_API_KEY = env_str("PRINTIFY_API_KEY")
-PRINTIFY_SHOP_ID = env_str("PRINTIFY_SHOP_ID")
-PRINTIFY_API_URL = env_str("PRINTIFY_API_URL", "https://api.printify.com/v1").rstrip("/")
+PRINTIFY_API_KEY = env.str("PRINTIFY_API_KEY", "")
+PRINTIFY_SHOP_ID = env.str("PRINTIFY_SHOP_ID", "")
+PRINTIFY_API_URL = env.str("PRINTIFY_API_URL", "https://api.printify.com/v1").rstrip("/")
 EXPORT_DIR = DATA_DIR / "exports"
-PRINTIFY_TIMEOUT_SECONDS = env_number("PRINTIFY_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+PRINTIFY_TIMEOUT_SECONDS = env.float("PRINTIFY_TIMEOUT_SECONDS", 30.0, validate=at_least(0.1))
 # urllib3 Retry for 429/5xx/connection errors: attempts, exponential backoff factor (seconds) with
 # jitter, and the longest Retry-After a worker will sleep through before giving up the attempt.
-PRINTIFY_RETRIES = env_number("PRINTIFY_RETRIES", 5, kind=int)
-PRINTIFY_BACKOFF_SECONDS = env_number("PRINTIFY_BACKOFF_SECONDS", 1.0)
-PRINTIFY_RETRY_AFTER_MAX = env_number("PRINTIFY_RETRY_AFTER_MAX", 60, kind=int)
+PRINTIFY_RETRIES = env.int("PRINTIFY_RETRIES", 5, validate=at_least(0))
+PRINTIFY_BACKOFF_SECONDS = env.float("PRINTIFY_BACKOFF_SECONDS", 1.0, validate=at_least(0))
+PRINTIFY_RETRY_AFTER_MAX = env.int("PRINTIFY_RETRY_AFTER_MAX", 60, validate=at_least(0))
 # Printify allows 600 requests/min and 200 publishes per 30 min; a batch paces itself below these.
-PRINTIFY_REQUESTS_PER_MINUTE = env_number("PRINTIFY_REQUESTS_PER_MINUTE", 600, minimum=1, kind=int)
-PRINTIFY_PUBLISHES_PER_30_MIN = env_number("PRINTIFY_PUBLISHES_PER_30_MIN", 200, minimum=1, kind=int)
+PRINTIFY_REQUESTS_PER_MINUTE = env.int("PRINTIFY_REQUESTS_PER_MINUTE", 600, validate=at_least(1))
+PRINTIFY_PUBLISHES_PER_30_MIN = env.int("PRINTIFY_PUBLISHES_PER_30_MIN", 200, validate=at_least(1))
 # Where a created product can be seen; {product_id} and {shop_id} are filled in.
-PRINTIFY_PRODUCT_URL = env_str("PRINTIFY_PRODUCT_URL", "https://printify.com/app/product-details/{product_id}")
+PRINTIFY_PRODUCT_URL = env.str("PRINTIFY_PRODUCT_URL", "https://printify.com/app/product-details/{product_id}")
 # How long a signed print-file URL handed to Printify (upload by URL) stays valid.
-PRINT_FILE_URL_MAX_AGE = env_number("PRINT_FILE_URL_MAX_AGE", 86400, minimum=60, kind=int)
+PRINT_FILE_URL_MAX_AGE = env.int("PRINT_FILE_URL_MAX_AGE", 86400, validate=at_least(60))
 
 
 # --- API -----------------------------------------------------------------------------------------
 
-API_VERSIONS = ("v1", "v2")
-API_DEPRECATED_VERSIONS = env_list("API_DEPRECATED_VERSIONS")
-if set(API_DEPRECATED_VERSIONS) - set(API_VERSIONS):
-    raise ImproperlyConfigured(f"API_DEPRECATED_VERSIONS may only name {', '.join(API_VERSIONS)}")
+# API_VERSIONS is defined above, with the parsers that check version names.
+API_DEPRECATED_VERSIONS = env.names("API_DEPRECATED_VERSIONS", "", allowed=API_VERSIONS)
 
 
-def env_sunsets(name: str) -> dict:
-    """Parse `v1=2027-06-30,v2=…` into {version: date}: the Sunset header of a deprecated version."""
-    sunsets = {}
-    for item in env_list(name):
-        version, _, day = item.partition("=")
-        try:
-            sunsets[version.strip()] = date.fromisoformat(day.strip())
-        except ValueError:
-            raise ImproperlyConfigured(f"{name} must look like v1=2027-06-30, not {item!r}") from None
-        if version.strip() not in API_VERSIONS:
-            raise ImproperlyConfigured(f"{name} names an unknown version {version.strip()!r}")
-    return sunsets
+def env_sunsets(name: str) -> dict[str, date]:
+    """{version: date} from the variable `name`; ImproperlyConfigured (naming it) when malformed."""
+    try:
+        return env.sunsets(name, "")
+    except EnvError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 
 
 API_SUNSET = env_sunsets("API_SUNSET")
@@ -380,13 +382,26 @@ SPECTACULAR_SETTINGS = {
         "GenerationStatusEnum": "images.models.GenerationStatus",
     },
 }
+
+
+# --- Rate limits ---------------------------------------------------------------------------------
+
 RATE_LIMITS = {
-    "generation": env_rate("RATE_LIMIT_GENERATION", "10/h"),
-    "publishing": env_rate("RATE_LIMIT_PUBLISHING", "50/h"),
-    "approval": env_rate("RATE_LIMIT_APPROVAL", "100/h"),
-    "read": env_rate("RATE_LIMIT_READ", "1000/h"),
+    "generation": env.rate("RATE_LIMIT_GENERATION", "10/h"),
+    "publishing": env.rate("RATE_LIMIT_PUBLISHING", "50/h"),
+    "approval": env.rate("RATE_LIMIT_APPROVAL", "100/h"),
+    "read": env.rate("RATE_LIMIT_READ", "1000/h"),
 }
-CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+# Admin login attempts per client IP and, separately, per username (django-ratelimit).
+ADMIN_LOGIN_RATE = env.rate("RATE_LIMIT_ADMIN_LOGIN", "10/5m")
+# A stored response is replayed for this long; a claim whose request never finished is freed after the other.
+IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL_SECONDS", 86400, validate=at_least(60))
+IDEMPOTENCY_RUNNING_TIMEOUT = env.int("IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS", 600, validate=at_least(1))
+
+
+# --- CORS ----------------------------------------------------------------------------------------
+
+CORS_ALLOWED_ORIGINS = env.names("CORS_ALLOWED_ORIGINS", "")
 if "*" in CORS_ALLOWED_ORIGINS:
     # Credentials (session cookies) are allowed, and a wildcard origin with credentials is never safe.
     raise ImproperlyConfigured("CORS_ALLOWED_ORIGINS must list origins (https://app.example.com), not '*'")
@@ -400,37 +415,37 @@ CORS_ALLOW_HEADERS = [
     "accept", "authorization", "content-type", "user-agent", "x-csrftoken", "x-requested-with",
     "x-request-id", "idempotency-key",
 ]
-METRICS_TOKEN = env_str("METRICS_TOKEN")
-# Every process (gunicorn workers, task workers) writes its samples here; /api/metrics adds them up.
-# Set before prometheus_client is first imported (django_prometheus imports it when apps load).
-PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR") or DATA_DIR / "prometheus")
-PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
-# A stored response is replayed for this long; a claim whose request never finished is freed after the other.
-IDEMPOTENCY_TTL = env_number("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60, kind=int)
-IDEMPOTENCY_RUNNING_TIMEOUT = env_number("IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS", 600, minimum=1, kind=int)
-# Admin login attempts per client IP and, separately, per username (django-ratelimit).
-ADMIN_LOGIN_RATE = env_rate("RATE_LIMIT_ADMIN_LOGIN", "10/5m")
+
+
+# --- Metrics -------------------------------------------------------------------------------------
+
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")
+# Every process (gunicorn workers, task workers) writes its samples to files in PROMETHEUS_MULTIPROC_DIR
+# and /api/metrics adds them up. prometheus_client takes that mode from this environment variable
+# when it is first imported (django_prometheus imports it while the apps load, after these settings),
+# and needs the directory before its first metric is made. So the variable is set here, explicitly,
+# when core.datadir.prepare() has made the directory; otherwise it is removed, and a process started
+# on a data directory nobody prepared (a one-off manage.py command on a fresh clone) keeps its
+# samples in memory instead of failing.
+if PROMETHEUS_MULTIPROC_DIR.is_dir():
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 # --- Webhooks ------------------------------------------------------------------------------------
 
-WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
-WEBHOOK_TIMEOUT = env_number("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
-try:
-    WEBHOOK_RETRY_DELAYS = [
-        int(value) for value in env_list("WEBHOOK_RETRY_DELAYS", "5,30,120,600,1800,7200,21600,43200")
-    ]
-except ValueError:
-    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS must be comma-separated whole seconds") from None
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", 10.0, validate=at_least(0.1))
+# Whole seconds, comma-separated.
+WEBHOOK_RETRY_DELAYS = env.list("WEBHOOK_RETRY_DELAYS", [5, 30, 120, 600, 1800, 7200, 21600, 43200], subcast=int)
 
 
 # --- Logging -------------------------------------------------------------------------------------
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOG_FORMAT = env_str("LOG_FORMAT", "text")
-if LOG_FORMAT not in {"text", "json"}:
-    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+# A level name (any case) or number, as logging knows them.
+LOG_LEVEL = env.log_level("LOG_LEVEL", logging.INFO)
+LOG_FORMAT = env.str("LOG_FORMAT", "text", validate=validate.OneOf(["text", "json"]))
 
 LOGGING = {
     "version": 1,
