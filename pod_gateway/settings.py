@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -435,10 +435,27 @@ else:
 
 # --- Webhooks ------------------------------------------------------------------------------------
 
+# Receivers on loopback/private addresses (local development); never with DEBUG off (check_config warns).
 WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+# Seconds one attempt may take (connect and read).
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", 10.0, validate=at_least(0.1))
-# Whole seconds, comma-separated.
-WEBHOOK_RETRY_DELAYS = env.list("WEBHOOK_RETRY_DELAYS", [5, 30, 120, 600, 1800, 7200, 21600, 43200], subcast=int)
+# Whole seconds between tries, comma-separated: n values mean 1 + n attempts (about three days by default).
+WEBHOOK_RETRY_DELAYS = env.list(
+    "WEBHOOK_RETRY_DELAYS", [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400], subcast=int
+)
+# How long the secret before a rotation still signs (seconds, or 24h / 1d).
+WEBHOOK_ROTATION_GRACE = env.timedelta("WEBHOOK_ROTATION_GRACE", timedelta(hours=24)).total_seconds()
+# Deliveries of one subscription being sent at once, across all workers: a slow receiver holds no more.
+WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION = env.int(
+    "WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION", 10, validate=at_least(1)
+)
+# A subscription whose deliveries all failed for this long (and at least 10 times) is disabled.
+WEBHOOK_DISABLE_AFTER = env.timedelta("WEBHOOK_DISABLE_AFTER", timedelta(days=5)).total_seconds()
+# Deliveries and attempts older than this many days are pruned (daily by the worker, prune_webhooks).
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", 30, validate=at_least(1))
+# Sending threads per worker process, and how often an idle dispatcher looks for new events (seconds).
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", 32, validate=at_least(1))
+WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", 0.2, validate=at_least(0.01))
 
 
 # --- Logging -------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
+import socket
 
 import pytest
 from django.conf import settings
@@ -28,6 +30,23 @@ if not values.ValueClass._multiprocess:
     # mode. Series made from now on (every labelled one is made on first use) go to the shared files
     # that /api/metrics reads, as on every later run.
     values.ValueClass = values.MultiProcessValue()
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_dns(monkeypatch):
+    """Names resolve only to loopback: a test never asks the network (webhook URLs are resolved when saved)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        try:
+            ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+        except ValueError:
+            if name.lower() not in ("localhost", "localhost.localdomain") and not name.lower().endswith(".localhost"):
+                raise socket.gaierror(socket.EAI_NONAME, f"{name}: tests resolve no outside names") from None
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)
