@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.fields.reverse_related import ManyToOneRel
+from django.db.models.query_utils import DeferredAttribute
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import ISO_8601, serializers
+from rest_framework import serializers
+from rest_framework.relations import ManyRelatedField, RelatedField
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
-from rest_framework.settings import api_settings
 
 from api.fields import CleanCharField, IdField, IdListField, choice_field
 from images import relations
@@ -77,7 +83,11 @@ class QualitySerializer(serializers.Serializer):
 
 
 class ImageSerializer(serializers.ModelSerializer):
-    """An image with its facts, quality report, history, product and the URLs of its bytes."""
+    """An image with its facts, quality report, history, product and the URLs of its bytes.
+
+    `context["products"]`, when given, holds the products of every image being rendered (the list asks
+    for a page's at once); without it each image asks for its own.
+    """
 
     generation = serializers.CharField(source="generation_id", allow_null=True, read_only=True)
     quality = serializers.SerializerMethodField()
@@ -94,17 +104,26 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._urls: dict[str, Callable[[str], str]] = {}
+
     @extend_schema_field(ImageProductSerializer(allow_null=True))
     def get_product(self, image: Image) -> dict[str, Any] | None:
-        return relations.product_summaries([image.id]).get(image.id)
+        products = self.context.get("products")
+        if products is None:
+            products = relations.product_summaries([image.id])
+        return products.get(image.id)
 
     @extend_schema_field(QualitySerializer)
     def get_quality(self, image: Image) -> dict[str, Any]:
         return quality_data(image.quality, image.quality_valid)
 
     def _url(self, image: Image, name: str) -> str:
-        request = self.context["request"]
-        return reverse(name, kwargs={"pk": image.id}, request=request)
+        # Reversed once per serializer: a page of 50 would otherwise cost 100 reverse() calls.
+        if name not in self._urls:
+            self._urls[name] = _url_maker(name, self.context["request"])
+        return self._urls[name](image.id)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_file_url(self, image: Image) -> str:
@@ -126,80 +145,11 @@ def quality_data(quality: dict | None, quality_valid: bool) -> dict[str, Any]:
     }
 
 
-# What `ImageSerializer` reads, as `.values()` columns, for `image_list_data`.
-IMAGE_LIST_COLUMNS = (
-    "id", "status", "source", "generation_id", "prompt", "width", "height", "dpi", "format", "file_size",
-    "sha256", "thumbnail", "quality", "quality_valid", "created_at", "updated_at",
-)
-HISTORY_LIST_COLUMNS = ("image_id", "from_status", "to_status", "actor_label", "via", "note", "created_at")
 _URL_SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
 _PK_MARK = "pk-mark"
 
 
-def image_list_data(
-    rows: list[dict[str, Any]], history: Iterable[tuple], products: dict[str, dict[str, Any]], *, request: Request
-) -> list[dict]:
-    """`ImageSerializer(many=True).data` for a page, from `.values()` rows instead of model instances.
-
-    Same members, order and values (tests compare the two); a page of 50 through the nested serializers
-    cost ~10x the queries behind it: per-row instances, a serializer field walk per attribute, two
-    `reverse()` calls per row. Here the URLs are one prefix per request and the fields plain lookups.
-    `history` is `HISTORY_LIST_COLUMNS` tuples of the page's images in history order.
-    """
-    when = _datetime_text()
-    entries: dict[str, list[dict]] = {}
-    for image_id, from_status, to_status, actor, via, note, created_at in history:
-        entries.setdefault(image_id, []).append({
-            "from_status": from_status, "to_status": to_status, "actor": actor, "via": via, "note": note,
-            "created_at": when(created_at),
-        })
-    file_url = _url_maker("image-file", request)
-    thumbnail_url = _url_maker("image-thumbnail", request)
-    results = []
-    for row in rows:
-        image_id = row["id"]
-        results.append({
-            "id": image_id,
-            "status": row["status"],
-            "source": row["source"],
-            "generation": row["generation_id"],
-            "prompt": row["prompt"],
-            "width": row["width"],
-            "height": row["height"],
-            "dpi": row["dpi"],
-            "format": row["format"],
-            "file_size": row["file_size"],
-            "sha256": row["sha256"],
-            "file_url": file_url(image_id),
-            "thumbnail_url": thumbnail_url(image_id) if row["thumbnail"] else None,
-            "quality": quality_data(row["quality"], row["quality_valid"]),
-            "history": entries.get(image_id, []),
-            "product": products.get(image_id),
-            "created_at": when(row["created_at"]),
-            "updated_at": when(row["updated_at"]),
-        })
-    return results
-
-
-def _datetime_text():
-    """DRF `DateTimeField().to_representation`, with its settings and time zone looked up once."""
-    field = serializers.DateTimeField()
-    tz = field.default_timezone()
-    field = serializers.DateTimeField(default_timezone=tz)
-    if tz is None or getattr(field, "format", api_settings.DATETIME_FORMAT) != ISO_8601:
-        return field.to_representation
-
-    def text(value: Any) -> Any:
-        # What DRF does for an aware datetime in ISO 8601 output: to the current zone, `Z` for UTC.
-        if isinstance(value, datetime) and value.utcoffset() is not None:
-            value = value.astimezone(tz).isoformat()
-            return value[:-6] + "Z" if value.endswith("+00:00") else value
-        return field.to_representation(value)
-
-    return text
-
-
-def _url_maker(name: str, request: Request):
+def _url_maker(name: str, request: Request) -> Callable[[str], str]:
     """`id → reverse(name, pk=id, request=request)`, reversing once and reusing the prefix and suffix."""
     before, _, after = reverse(name, kwargs={"pk": _PK_MARK}, request=request).partition(_PK_MARK)
 
@@ -209,6 +159,229 @@ def _url_maker(name: str, request: Request):
         return reverse(name, kwargs={"pk": image_id}, request=request)
 
     return url
+
+
+# --- Rendering from rows -----------------------------------------------------------------------
+
+RowReader = Callable[[dict[str, Any]], Any]
+
+
+class RowRenderer:
+    """`type(serializer)(instances, many=True).data`, from `.values()` rows instead of model instances.
+
+    A page of 50 walked through the serializers as instances cost ~10x the queries behind it. Here each
+    readable field of the serializer reads a row as the field itself says: a column (its `source`)
+    through the field's own `to_representation`, a SerializerMethodField's method called with the row
+    read as the instance, a nested `many=True` model serializer of a reverse foreign key rendered the
+    same way from one query for all rows. Any other field raises ImproperlyConfigured instead of
+    rendering unlike the detail. Select `columns`, then `render()` the rows; one renderer per request.
+    """
+
+    def __init__(self, serializer: serializers.ModelSerializer) -> None:
+        plan = _RowPlan.of(serializer)
+        self.columns = plan.columns
+        self._readers = [(name, part.bind(serializer)) for name, part in plan.parts]
+        self._nested = [read for _, read in self._readers if isinstance(read, _NestedReader)]
+
+    def render(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        for nested in self._nested:
+            nested.load({row[nested.parent_key] for row in rows})
+        readers = self._readers
+        return [{name: read(row) for name, read in readers} for row in rows]
+
+
+class _RowPlan:
+    """What each readable field of a serializer reads from a row: made once per class, bound per request.
+
+    The plan of a class is made from a context-free instance, so it keeps no request. A serializer
+    whose fields are not its class's alone (get_fields() overridden, or fields the instance has
+    already built or changed) is planned from the instance itself, each time.
+    """
+
+    _of_class: ClassVar[dict[type, _RowPlan]] = {}
+
+    @classmethod
+    def of(cls, serializer: serializers.ModelSerializer) -> _RowPlan:
+        kind = type(serializer)
+        if "fields" in vars(serializer) or kind.get_fields not in _CLASS_FIELDS:
+            return cls(serializer)
+        if kind not in cls._of_class:
+            cls._of_class[kind] = cls(kind())
+        return cls._of_class[kind]
+
+    def __init__(self, serializer: serializers.ModelSerializer) -> None:
+        self._name = type(serializer).__name__
+        if not isinstance(serializer, serializers.ModelSerializer):
+            raise ImproperlyConfigured(f"{self._name} is not a ModelSerializer; it cannot be rendered from rows")
+        if type(serializer).to_representation is not serializers.Serializer.to_representation:
+            raise ImproperlyConfigured(f"{self._name} overrides to_representation(); it cannot be rendered from rows")
+        self.model = serializer.Meta.model
+        attributes = _row_attributes(self.model)
+        columns = {self.model._meta.pk.attname}
+        self.parts: list[tuple[str, _ColumnPart | _MethodPart | _NestedPart]] = []
+        for field in serializer._readable_fields:
+            part: _ColumnPart | _MethodPart | _NestedPart
+            if isinstance(field, serializers.SerializerMethodField):
+                part = _MethodPart(field.method_name, attributes)
+                columns.update(attributes.plain, attributes.files)  # a method may read any column
+            elif isinstance(field, serializers.ListSerializer):
+                part = _NestedPart(field, self._relation(field))
+                columns.add(part.parent_key)
+            else:
+                part = _ColumnPart(field, self._column(field, attributes))
+                columns.add(part.column)
+            self.parts.append((field.field_name, part))
+        self.columns = tuple(sorted(columns))
+
+    def _unsupported(self, field: serializers.Field, why: str) -> ImproperlyConfigured:
+        return ImproperlyConfigured(f"{self._name}.{field.field_name}: {why}; it cannot be rendered from rows")
+
+    def _column(self, field: serializers.Field, attributes: _RowAttributes) -> str:
+        if isinstance(field, (serializers.BaseSerializer, RelatedField, ManyRelatedField)):
+            raise self._unsupported(field, f"a {type(field).__name__} is not a column")
+        if type(field).get_attribute is not serializers.Field.get_attribute:
+            raise self._unsupported(field, f"{type(field).__name__} reads its value its own way")
+        if len(field.source_attrs) != 1 or field.source_attrs[0] not in attributes.plain:
+            raise self._unsupported(field, f"its source `{field.source}` is not a column of {self.model.__name__}")
+        return field.source_attrs[0]
+
+    def _relation(self, field: serializers.ListSerializer) -> ManyToOneRel:
+        try:
+            relation = self.model._meta.get_field(field.source)
+        except FieldDoesNotExist:
+            relation = None
+        if len(field.source_attrs) != 1 or not (isinstance(relation, ManyToOneRel) and relation.one_to_many):
+            raise self._unsupported(field, f"`{field.source}` is not a reverse foreign key of {self.model.__name__}")
+        if getattr(getattr(field.child, "Meta", None), "model", None) is not relation.related_model:
+            raise self._unsupported(field, f"its items are not {relation.related_model.__name__} model serializers")
+        return relation
+
+
+_CLASS_FIELDS = (serializers.Serializer.get_fields, serializers.ModelSerializer.get_fields)
+
+
+class _ColumnPart:
+    """A field reading one column: the field's own `to_representation`, None staying None."""
+
+    def __init__(self, field: serializers.Field, column: str) -> None:
+        self.field = field
+        self.column = column
+
+    def bind(self, serializer: serializers.Serializer) -> RowReader:
+        field = copy.copy(self.field)
+        field.parent = serializer  # its context is this request's
+        if isinstance(field, serializers.DateTimeField) and not hasattr(field, "timezone"):
+            # The current time zone, looked up once per request instead of once per value.
+            field.timezone = field.default_timezone()
+        column, represent = self.column, field.to_representation
+
+        def read(row: dict[str, Any]) -> Any:
+            value = row[column]
+            return None if value is None else represent(value)
+
+        return read
+
+
+class _MethodPart:
+    """A SerializerMethodField: its method, called with the row read as the instance."""
+
+    def __init__(self, method_name: str, attributes: _RowAttributes) -> None:
+        self.method_name = method_name
+        self.attributes = attributes
+
+    def bind(self, serializer: serializers.Serializer) -> RowReader:
+        method, attributes = getattr(serializer, self.method_name), self.attributes
+
+        def read(row: dict[str, Any]) -> Any:
+            return method(_RowInstance(row, attributes))
+
+        return read
+
+
+class _NestedPart:
+    """A nested `many=True` model serializer of a reverse foreign key (what a prefetch would fetch)."""
+
+    def __init__(self, field: serializers.ListSerializer, relation: ManyToOneRel) -> None:
+        self.child = field.child
+        self.model = relation.related_model
+        self.foreign_key = relation.field.attname
+        self.parent_key = relation.field.target_field.attname
+        _RowPlan.of(self.child)  # an item field that rows cannot render fails here, not at a request
+
+    def bind(self, serializer: serializers.Serializer) -> _NestedReader:
+        # A new instance as declared (no state of another request's), under this request's serializer.
+        child = type(self.child)(*self.child._args, **self.child._kwargs)
+        child.parent = serializer
+        return _NestedReader(self, RowRenderer(child))
+
+
+class _NestedReader:
+    """The items of a nested list for one render: one query for all rows, then a look-up per row."""
+
+    def __init__(self, part: _NestedPart, renderer: RowRenderer) -> None:
+        self.part = part
+        self.parent_key = part.parent_key
+        self.renderer = renderer
+        self.items: dict[Any, list[dict[str, Any]]] = {}
+
+    def load(self, keys: set[Any]) -> None:
+        # As the related manager reads them: the default manager, in the model's own ordering.
+        foreign_key = self.part.foreign_key
+        self.items = {}
+        if not keys:
+            return
+        rows = list(self.part.model._default_manager.filter(**{f"{foreign_key}__in": keys}).values(
+            foreign_key, *self.renderer.columns
+        ))
+        for row, body in zip(rows, self.renderer.render(rows), strict=True):
+            self.items.setdefault(row[foreign_key], []).append(body)
+
+    def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.items.get(row[self.parent_key], [])
+
+
+class _RowAttributes:
+    """Which attributes of a model's instances its `.values()` rows hold, and how to read them."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+        concrete = {field.attname: field for field in model._meta.concrete_fields}
+        # Columns whose instance attribute is the stored value itself (not a file or a related object).
+        self.plain = {name for name in concrete if type(getattr(model, name)) in _PLAIN_DESCRIPTORS}
+        self.files = {name: field for name, field in concrete.items() if isinstance(field, models.FileField)}
+        self.pk = model._meta.pk.attname
+
+    def read(self, row: dict[str, Any], name: str) -> Any:
+        if name in self.plain:
+            return row[name]
+        if name in self.files:
+            return self.files[name].attr_class(None, self.files[name], row[name])
+        if name == "pk":
+            return row[self.pk]
+        # Not an AttributeError, which DRF and getattr() defaults would turn into a silent None.
+        raise ImproperlyConfigured(f"`{name}` of {self.model.__name__} is not a column that rows hold; "
+                                   "a serializer method reading it cannot be rendered from rows")
+
+
+_PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
+
+
+@functools.cache
+def _row_attributes(model: type[models.Model]) -> _RowAttributes:
+    return _RowAttributes(model)
+
+
+class _RowInstance:
+    """A row read as the model instance, for serializer methods: its columns as attributes."""
+
+    __slots__ = ("_attributes", "_row")
+
+    def __init__(self, row: dict[str, Any], attributes: _RowAttributes) -> None:
+        self._row = row
+        self._attributes = attributes
+
+    def __getattr__(self, name: str) -> Any:
+        return self._attributes.read(self._row, name)
 
 
 class BatchFailureSerializer(serializers.Serializer):

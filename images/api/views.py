@@ -30,7 +30,7 @@ from images import relations, services
 from images.api import serializers as s
 from images.generation import generation_cancel, generation_create
 from images.intake import image_intake
-from images.models import Generation, Image, ImageSource, ImageTransition
+from images.models import Generation, Image, ImageSource
 from images.validation import GenerateInputSerializer
 
 VIEW_IMAGE = ["images.view_image"]
@@ -177,7 +177,7 @@ class ImageViewSet(
     def get_queryset(self) -> QuerySet[Image]:
         if self.action != "list":
             return Image.objects.prefetch_related("history")
-        # The list reads plain rows (see `list`); the product comes from a join, the history from one query.
+        # The list reads plain rows and their history itself (see `list`).
         queryset = Image.objects.all()
         if not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields):
             return queryset  # nothing to validate or filter by (no filter declares a default)
@@ -193,18 +193,13 @@ class ImageViewSet(
         return queryset
 
     def list(self, request: Request, *args, **kwargs) -> Response:
-        # Same three queries as select_related + prefetch (count, page, history) and the same body as
-        # ImageSerializer, without building and walking model instances row by row.
-        queryset = self.filter_queryset(self.get_queryset())
-        rows_queryset = queryset.values(*s.IMAGE_LIST_COLUMNS)
-        rows = self.paginate_queryset(rows_queryset)
-        page_ids = [row["id"] for row in rows]
-        history = (
-            ImageTransition.objects.filter(image_id__in=page_ids).values_list(*s.HISTORY_LIST_COLUMNS)
-            if page_ids else ()
-        )
-        products = relations.product_summaries(page_ids)
-        return self.get_paginated_response(s.image_list_data(rows, history, products, request=request))
+        # ImageSerializer's body from plain rows: the same queries as select_related + prefetch (count,
+        # page, history) plus the page's products, without building and walking instances row by row.
+        context = self.get_serializer_context()
+        renderer = s.RowRenderer(self.get_serializer(context=context))
+        rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*renderer.columns))
+        context["products"] = relations.product_summaries([row["id"] for row in rows])
+        return self.get_paginated_response(renderer.render(rows))
 
     def get_parsers(self):
         # Only the upload takes multipart (anything else there is a 415). DRF asks for the parsers

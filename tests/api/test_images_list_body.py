@@ -1,42 +1,200 @@
-"""`GET images` renders its rows without ImageSerializer: each row must equal the detail view's body."""
+"""`GET images` renders its rows from `.values()` rows through ImageSerializer's own fields: each row must
+equal the detail view's body, and a field added to the serializer must show up in both."""
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
+from api.versioning import PathVersioning
 from core.actors import Actor, Via
-from images.models import ImageStatus
+from images.api.serializers import HistoryEntrySerializer, ImageSerializer, RowRenderer
+from images.api.views import ImageViewSet
+from images.models import Generation, Image, ImageStatus
 from images.services import images_approve, images_reject
 from publishing.models import Product
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
-def test_list_rows_equal_the_detail_bodies(as_reviewer, make_image, reviewer, version):
-    plain = make_image()
-    reviewed = make_image(prompt="reviewed twice")
-    images_reject(image_ids=[reviewed.id], actor=Actor(reviewer, Via.API), reason="blurry")
-    images_approve(image_ids=[reviewed.id], actor=Actor(reviewer, Via.ADMIN), note="fixed")
-    published = make_image(status=ImageStatus.PUBLISHED, dpi=300,
-                           quality={"valid": False, "errors": ["too small"], "info": {"format": "PNG"}})
-    Product.objects.create(image=published, platform="printify", status="published",
+@pytest.fixture
+def varied_images(make_image, reviewer):
+    """Images with and without history, product, thumbnail, generation, dpi and quality problems."""
+    generation = Generation.objects.create(prompt="a generated sunset", backend="mock", prompt_hash="0" * 64)
+    images = {
+        "plain": make_image(),
+        "generated": make_image(source="generated", generation=generation, batch_index=0, dpi=300),
+        "reviewed": make_image(prompt="reviewed twice"),
+        "published": make_image(
+            status=ImageStatus.PUBLISHED, dpi=300,
+            quality={"valid": False, "errors": ["too small"], "warnings": ["no icc"], "info": {"format": "PNG"}},
+        ),
+        "thumbnail": make_image(quality_valid=False, quality={"valid": False, "errors": ["blurry"]}),
+        "uploaded": make_image(source="uploaded", prompt="", quality={}),
+    }
+    images_reject(image_ids=[images["reviewed"].id], actor=Actor(reviewer, Via.API), reason="blurry")
+    images_approve(image_ids=[images["reviewed"].id, images["generated"].id], actor=Actor(reviewer, Via.ADMIN),
+                   note="fixed")
+    Product.objects.create(image=images["published"], platform="printify", status="published",
                            external_url="https://shop.example/p/1")
-    with_thumbnail = make_image(quality_valid=False)
-    with_thumbnail.thumbnail.save("thumb.jpg", ContentFile(b"jpeg"), save=True)
+    images["thumbnail"].thumbnail.save("thumb.jpg", ContentFile(b"jpeg"), save=True)
+    return images
 
-    response = as_reviewer.get(f"/api/{version}/images?page_size=10")
+
+def _rows_and_details(client, version: str, count: int) -> list[tuple[dict, dict]]:
+    response = client.get(f"/api/{version}/images?page_size=50")
     assert response.status_code == 200
     rows = response.json()["results"]
-    assert [row["id"] for row in rows] == [with_thumbnail.id, published.id, reviewed.id, plain.id]
-    for row in rows:
-        detail = as_reviewer.get(f"/api/{version}/images/{row['id']}").json()
+    assert len(rows) == count
+    return [(row, client.get(f"/api/{version}/images/{row['id']}").json()) for row in rows]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_list_rows_equal_the_detail_bodies(as_reviewer, varied_images, version):
+    pairs = _rows_and_details(as_reviewer, version, len(varied_images))
+    for row, detail in pairs:
         assert list(row) == list(detail)  # same members in the same order
         assert row == detail
-    by_id = {row["id"]: row for row in rows}
-    assert [(h["from_status"], h["to_status"], h["via"], h["note"]) for h in by_id[reviewed.id]["history"]] == [
+    images = varied_images
+    by_id = {row["id"]: row for row, _ in pairs}
+    assert [row["id"] for row, _ in pairs] == [image.id for image in reversed(images.values())]
+    history = by_id[images["reviewed"].id]["history"]
+    assert [(h["from_status"], h["to_status"], h["via"], h["note"]) for h in history] == [
         ("pending", "rejected", "api", "blurry"), ("rejected", "approved", "admin", "fixed"),
     ]
-    assert by_id[published.id]["product"]["external_url"] == "https://shop.example/p/1"
-    assert by_id[published.id]["quality"]["errors"] == ["too small"]
-    assert by_id[with_thumbnail.id]["thumbnail_url"].endswith(f"/api/{version}/images/{with_thumbnail.id}/thumbnail")
-    assert by_id[plain.id]["product"] is None and by_id[plain.id]["thumbnail_url"] is None
+    assert by_id[images["plain"].id]["history"] == []
+    assert by_id[images["generated"].id]["generation"] == images["generated"].generation_id
+    assert by_id[images["published"].id]["product"]["external_url"] == "https://shop.example/p/1"
+    assert by_id[images["published"].id]["quality"]["errors"] == ["too small"]
+    assert by_id[images["thumbnail"].id]["thumbnail_url"].endswith(
+        f"/api/{version}/images/{images['thumbnail'].id}/thumbnail"
+    )
+    plain = by_id[images["plain"].id]
+    assert plain["product"] is None and plain["thumbnail_url"] is None and plain["generation"] is None
+
+
+def test_list_and_detail_give_the_same_times_outside_utc(as_reviewer, varied_images, settings):
+    settings.TIME_ZONE = "America/New_York"
+    pairs = _rows_and_details(as_reviewer, "v1", len(varied_images))
+    assert pairs[0][0]["created_at"].endswith(("-05:00", "-04:00"))
+    assert all(row == detail for row, detail in pairs)
+
+
+class ExtendedHistorySerializer(HistoryEntrySerializer):
+    actor_id = serializers.IntegerField(allow_null=True)
+
+    class Meta(HistoryEntrySerializer.Meta):
+        fields = [*HistoryEntrySerializer.Meta.fields, "actor_id"]
+
+
+class ExtendedImageSerializer(ImageSerializer):
+    """ImageSerializer with a plain field more, one renamed, a method more and a nested field more."""
+
+    color_mode = serializers.CharField()
+    batch = serializers.IntegerField(source="batch_index", allow_null=True)
+    prompt_length = serializers.SerializerMethodField()
+    history = ExtendedHistorySerializer(many=True, read_only=True)
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "color_mode", "batch", "prompt_length", "quality_warnings"]
+
+    def get_prompt_length(self, image: Image) -> int:
+        return len(image.prompt)
+
+
+def test_a_field_added_to_the_image_serializer_is_in_the_list_rows_too(as_reviewer, varied_images, monkeypatch):
+    monkeypatch.setattr(ImageViewSet, "serializer_class", ExtendedImageSerializer)
+    pairs = _rows_and_details(as_reviewer, "v1", len(varied_images))
+    for row, detail in pairs:
+        assert {"color_mode", "batch", "prompt_length", "quality_warnings"} <= set(row)
+        assert all("actor_id" in entry for entry in row["history"])
+        assert row == detail
+    generated = next(row for row, _ in pairs if row["id"] == varied_images["generated"].id)
+    assert generated["batch"] == 0 and generated["prompt_length"] == len("retro sunset cat")
+
+
+class FieldsByVersion(ImageSerializer):
+    """Fields chosen per request: v2 leaves out `product`."""
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        if self.context["request"].version == "v2":
+            fields.pop("product")
+        return fields
+
+
+def test_fields_chosen_per_request_are_read_per_request(as_reviewer, varied_images, monkeypatch):
+    monkeypatch.setattr(ImageViewSet, "serializer_class", FieldsByVersion)
+    for version in ("v1", "v2", "v1"):
+        for row, detail in _rows_and_details(as_reviewer, version, len(varied_images)):
+            assert ("product" in row) is (version == "v1")
+            assert row == detail
+
+
+def _request() -> Request:
+    request = Request(APIRequestFactory().get("/api/v1/images"))
+    request.version, request.versioning_scheme = "v1", PathVersioning()
+    return request
+
+
+def _render(serializer_class: type[ImageSerializer]) -> list[dict]:
+    context = {"request": _request(), "products": {}}
+    renderer = RowRenderer(serializer_class(context=context))
+    return renderer.render(list(Image.objects.values(*renderer.columns)))
+
+
+def test_the_renderer_gives_what_the_serializer_gives_for_the_same_instances(varied_images):
+    request = _request()
+    rendered = _render(ExtendedImageSerializer)
+    images = Image.objects.prefetch_related("history")
+    products = {varied_images["published"].id: {"id": "x"}}
+    context = {"request": request, "products": products}
+    assert ExtendedImageSerializer(images, many=True, context=context).data == [
+        row | {"product": products.get(row["id"])} for row in rendered
+    ]
+
+
+class FromAProperty(ImageSerializer):
+    generation_prompt = serializers.CharField(source="generation.prompt", allow_null=True)
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "generation_prompt"]
+
+
+class FromAFile(ImageSerializer):
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "file"]
+
+
+class FromARelatedObject(ImageSerializer):
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "created_by"]
+
+
+class OwnRepresentation(ImageSerializer):
+    def to_representation(self, instance: Image) -> dict:
+        return super().to_representation(instance) | {"extra": 1}
+
+
+@pytest.mark.parametrize("serializer_class", [FromAProperty, FromAFile, FromARelatedObject, OwnRepresentation])
+def test_a_field_rows_cannot_render_is_refused_when_the_renderer_is_made(serializer_class):
+    with pytest.raises(ImproperlyConfigured, match="cannot be rendered from rows"):
+        RowRenderer(serializer_class(context={"request": _request()}))
+
+
+class ReadsARelatedObject(ImageSerializer):
+    generation_prompt = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "generation_prompt"]
+
+    def get_generation_prompt(self, image: Image) -> str | None:
+        generation = getattr(image, "generation", None)  # a silent None would hide the difference
+        return generation.prompt if generation else None
+
+
+def test_a_method_reading_what_rows_do_not_hold_fails_instead_of_differing(varied_images):
+    with pytest.raises(ImproperlyConfigured, match="`generation` of Image is not a column"):
+        _render(ReadsARelatedObject)
