@@ -31,6 +31,7 @@ from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
 from images.generation import generation_cancel, generation_create
 from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
+from images.selectors import image_next_pending_id, images_filter
 from images.services import (
     DELETABLE,
     can_transition,
@@ -79,7 +80,7 @@ class GenerationFilter(admin.SimpleListFilter):
         return [(g.pk, f"{g.prompt[:40]} ({g.created_at:%b %d %H:%M})") for g in latest]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(generation_id=self.value()) if self.value() else queryset
+        return images_filter(queryset, generation_id=self.value())
 
 
 class QualityFilter(admin.SimpleListFilter):
@@ -419,10 +420,7 @@ class ImageAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not changed: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(image_change_url(object_id))
         self.message_user(request, f"{done} {object_id}.", messages.SUCCESS)
-        following = (
-            Image.objects.filter(status=ImageStatus.PENDING).exclude(pk=object_id).order_by("-created_at", "-id")
-            .values_list("pk", flat=True).first()
-        )
+        following = image_next_pending_id(after=object_id)
         if following:
             return HttpResponseRedirect(image_change_url(following))
         return HttpResponseRedirect(reverse("admin:images_image_changelist"))

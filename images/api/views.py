@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
 from core.actors import api_actor
-from images import relations, services
+from images import relations, selectors, services
 from images.api import serializers as s
 from images.generation import generation_cancel, generation_create
 from images.intake import image_intake
@@ -178,19 +178,14 @@ class ImageViewSet(
         if self.action != "list":
             return Image.objects.prefetch_related("history")
         # The list reads plain rows and their history itself (see `list`).
-        queryset = Image.objects.all()
         if not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields):
-            return queryset  # nothing to validate or filter by (no filter declares a default)
+            return Image.objects.all()  # nothing to validate or filter by (no filter declares a default)
         params = s.ImageFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
         filters = params.validated_data
-        if "status" in filters:
-            queryset = queryset.filter(status=filters["status"])
-        if filters.get("generation"):
-            queryset = queryset.filter(generation_id=filters["generation"])
-        if filters.get("search"):
-            queryset = queryset.filter(prompt__icontains=filters["search"])
-        return queryset
+        return selectors.images_filter(
+            status=filters.get("status"), generation_id=filters.get("generation"), search=filters.get("search")
+        )
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         # ImageSerializer's body from plain rows: the same queries as select_related + prefetch (count,
@@ -333,14 +328,6 @@ class BatchViewSet(ActionPolicyMixin, viewsets.ViewSet):
 
 # --- Stats -------------------------------------------------------------------------------------
 
-def _counts(queryset: QuerySet) -> dict:
-    return _by_status(dict(queryset.order_by().values_list("status").annotate(n=Count("pk"))))
-
-
-def _by_status(by_status: dict[str, int]) -> dict:
-    return {"total": sum(by_status.values()), "by_status": by_status}
-
-
 class StatsView(APIView):
     """`GET stats`: how many images, generations and products are in each status."""
 
@@ -349,8 +336,4 @@ class StatsView(APIView):
 
     @extend_schema(operation_id="stats", tags=["stats"], responses=s.StatsSerializer, summary="Counts by status")
     def get(self, request: Request, *args, **kwargs) -> Response:
-        return Response({
-            "images": _counts(Image.objects.all()),
-            "generations": _counts(Generation.objects.all()),
-            "products": _by_status(relations.product_counts()),
-        })
+        return Response(selectors.stats())

@@ -3,7 +3,7 @@
 from django import template
 from django.http import HttpRequest
 
-from images.models import Image, ImageStatus
+from images.selectors import image_pending_count
 
 register = template.Library()
 
@@ -14,4 +14,4 @@ def pending_review_count(request: HttpRequest) -> int | None:
     user = request.user
     if not (user.has_perm("images.view_image") or user.has_perm("images.change_image")):
         return None
-    return Image.objects.filter(status=ImageStatus.PENDING).count()
+    return image_pending_count()

@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.commands import command_actor, write_batch_result
-from images.models import Generation, Image, ImageStatus
+from images.models import Generation
+from images.selectors import image_pending_ids
 from images.services import images_approve
 
 
@@ -26,13 +27,12 @@ class Command(BaseCommand):
         if sum(chosen) != 1:
             raise CommandError("Give image ids, or --generation G, or --all-pending (exactly one of them)")
         actor = command_actor(options["as_user"])
-        pending = Image.objects.filter(status=ImageStatus.PENDING).order_by("created_at", "id")
         if options["generation"]:
             if not Generation.objects.filter(id=options["generation"]).exists():
                 raise CommandError(f"Generation {options['generation']} not found")
-            image_ids = list(pending.filter(generation_id=options["generation"]).values_list("id", flat=True))
+            image_ids = image_pending_ids(generation_id=options["generation"])
         elif options["all_pending"]:
-            image_ids = list(pending.values_list("id", flat=True))
+            image_ids = image_pending_ids()
         else:
             image_ids = options["image_ids"]
         if not image_ids:
