@@ -20,7 +20,7 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,11 +29,11 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Count, F, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from core import metrics
+from core.db.bulk import insert_rows
 from webhooks import services, signing, urls
 from webhooks.models import (
     DeliveryStatus,
@@ -51,6 +51,10 @@ FAN_OUT_BATCH = 500
 # Failed attempts in a row before the auto-disable clock (WEBHOOK_DISABLE_AFTER) may disable a subscription.
 DISABLE_MIN_FAILURES = 10
 PRUNE_EVERY = timedelta(days=1)
+# How often a dispatcher looks for leases that ran out (deliveries of a worker that died mid-send).
+LEASE_SWEEP_SECONDS = 5.0
+# After the first attempt of a round finishes, how long to wait for others to record them together.
+GATHER_SECONDS = 0.01
 
 
 def event_body(*, event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> bytes:
@@ -113,6 +117,8 @@ class Claim:
     body: bytes
     run_attempts: int
     attempt_count: int
+    # The subscription had failures on record when claimed: a success must clear them.
+    failing: bool = False
 
 
 def _lease() -> timedelta:
@@ -120,68 +126,91 @@ def _lease() -> timedelta:
     return timedelta(seconds=2 * float(settings.WEBHOOK_TIMEOUT) + 30)
 
 
-def deliveries_claim(*, limit: int) -> list[Claim]:
-    """Lease up to `limit` due deliveries, at most the in-flight cap of each subscription."""
+def deliveries_claim(*, limit: int, release_expired: bool = True, look_first: bool = True) -> list[Claim]:
+    """Lease up to `limit` due deliveries, at most the in-flight cap of each subscription.
+
+    With `release_expired`, deliveries whose lease ran out (their worker died mid-send) are due again
+    first. `look_first` makes a plain read before the transaction (an idle dispatcher's usual round).
+    """
     if limit <= 0:
         return []
     now = timezone.now()
     cap = int(settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION)
-    # A plain read first (see events_fan_out): nothing due and no lease run out → no transaction.
-    waiting = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
-        status=DeliveryStatus.DELIVERING, lease_expires_at__lt=now
-    )
-    if not WebhookDelivery.objects.filter(waiting).exists():
+    due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+    expired = Q(status=DeliveryStatus.DELIVERING, lease_expires_at__lt=now)
+    # On SQLite every transaction takes the write lock, and most idle rounds find nothing.
+    if look_first and not WebhookDelivery.objects.filter(due | expired if release_expired else due).exists():
         return []
-    with transaction.atomic():
-        # Deliveries of a worker that died mid-send go back to the queue once their lease ran out.
-        WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERING, lease_expires_at__lt=now).update(
-            status=DeliveryStatus.PENDING, lease_expires_at=None
-        )
-        due = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        due_subscriptions = list(due.order_by().values_list("subscription_id", flat=True).distinct()[:limit])
-        if not due_subscriptions:
+    with transaction.atomic(savepoint=False):
+        if release_expired:
+            WebhookDelivery.objects.filter(expired).update(status=DeliveryStatus.PENDING, lease_expires_at=None)
+        # Each subscription's oldest due deliveries, at most its cap: one slow receiver's backlog never
+        # hides another subscription's deliveries.
+        heads = _heads(now=now, cap=cap, limit=limit * cap)
+        if not heads:
             return []
-        # Locking the subscriptions makes the in-flight count exact across workers; a subscription another
-        # worker is claiming for right now is skipped this round.
-        locked = WebhookSubscription.objects.filter(id__in=due_subscriptions, is_active=True)
+        # Locking the subscriptions makes the in-flight count below exact across workers (PostgreSQL); one
+        # that another worker is claiming for right now is skipped this round. SQLite serialises the claim.
+        locked = WebhookSubscription.objects.filter(
+            id__in={row["subscription_id"] for row in heads}, is_active=True
+        ).only("id", "url", "secret", "previous_secret", "previous_secret_expires_at", "consecutive_failures",
+               "failing_since")
         if connection.features.has_select_for_update_skip_locked:
             locked = locked.select_for_update(skip_locked=True)
         subscriptions = {sub.id: sub for sub in locked}
-        if not subscriptions:
-            return []
-        in_flight = dict(
+        busy = dict(
             WebhookDelivery.objects.filter(subscription_id__in=list(subscriptions), status=DeliveryStatus.DELIVERING)
             .order_by().values("subscription_id").annotate(n=Count("id")).values_list("subscription_id", "n")
-        )
-        rows = list(
-            due.filter(subscription_id__in=list(subscriptions))
-            .annotate(rank=Window(RowNumber(), partition_by=[F("subscription_id")],
-                                  order_by=[F("next_attempt_at").asc(), F("created_at").asc()]))
-            .filter(rank__lte=cap)
-            .order_by("next_attempt_at", "created_at")
-            .values("id", "subscription_id", "run_attempts", "attempt_count", "rank",
-                    "event_id", "event__event_type", "event__created_at", "event__data")[: limit + cap]
-        )
-        chosen = [row for row in rows if row["rank"] <= cap - in_flight.get(row["subscription_id"], 0)][:limit]
+        ) if subscriptions else {}
+        chosen = [
+            row for row in heads
+            if row["subscription_id"] in subscriptions and row["rank"] <= cap - busy.get(row["subscription_id"], 0)
+        ][:limit]
         if not chosen:
             return []
         WebhookDelivery.objects.filter(id__in=[row["id"] for row in chosen]).update(
             status=DeliveryStatus.DELIVERING, lease_expires_at=now + _lease()
         )
+    events = {
+        row["id"]: row for row in WebhookEvent.objects.filter(id__in={row["event_id"] for row in chosen}).values(
+            "id", "event_type", "created_at", "data"
+        )
+    }
     claims = []
     for row in chosen:
         sub = subscriptions[row["subscription_id"]]
+        event = events[row["event_id"]]
         valid = [sub.secret]
         if sub.previous_secret and sub.previous_secret_expires_at and sub.previous_secret_expires_at > now:
             valid.append(sub.previous_secret)
         claims.append(Claim(
-            delivery_id=row["id"], subscription_id=sub.id, url=sub.url, secrets=valid, event_id=row["event_id"],
-            event_type=row["event__event_type"], run_attempts=row["run_attempts"],
-            attempt_count=row["attempt_count"],
-            body=event_body(event_id=row["event_id"], event_type=row["event__event_type"],
-                            created_at=row["event__created_at"], data=row["event__data"]),
+            delivery_id=row["id"], subscription_id=sub.id, url=sub.url, secrets=valid, event_id=event["id"],
+            event_type=event["event_type"], run_attempts=row["run_attempts"], attempt_count=row["attempt_count"],
+            body=event_body(event_id=event["id"], event_type=event["event_type"], created_at=event["created_at"],
+                            data=event["data"]),
+            failing=bool(sub.consecutive_failures or sub.failing_since),
         ))
     return claims
+
+
+# Hand-written because it runs every round of every dispatcher: the ORM's window-function query cost
+# several times its own execution to build and compile. Plain columns only, so no value conversion.
+_HEADS_SQL = """
+SELECT id, subscription_id, run_attempts, attempt_count, event_id, rank FROM (
+    SELECT id, subscription_id, run_attempts, attempt_count, event_id, next_attempt_at, created_at,
+           ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, created_at) AS rank
+    FROM {table} WHERE status = %s AND next_attempt_at <= %s
+) heads WHERE rank <= %s ORDER BY next_attempt_at, created_at LIMIT %s
+"""
+
+
+def _heads(*, now: datetime, cap: int, limit: int) -> list[dict[str, Any]]:
+    """The oldest due deliveries of each subscription (at most `cap` each, `limit` in all), oldest first."""
+    sql = _HEADS_SQL.format(table=connection.ops.quote_name(WebhookDelivery._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [DeliveryStatus.PENDING.value, connection.ops.adapt_datetimefield_value(now), cap, limit])
+        names = ["id", "subscription_id", "run_attempts", "attempt_count", "event_id", "rank"]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 # --- 3. Sending ----------------------------------------------------------------------------------
@@ -250,7 +279,9 @@ def attempt_send(claim: Claim) -> Result:
         return Result(claim=claim, started_at=started, duration_ms=int((time.monotonic() - clock) * 1000), **fields)
 
     try:
-        with _session().post(claim.url, data=claim.body, headers=headers, stream=True) as response:
+        response = urls.post(_session(), url=claim.url, body=claim.body, headers=headers,
+                             timeout=float(settings.WEBHOOK_TIMEOUT))
+        with response:
             body = _read_body(response)
             code = response.status_code
             error = "" if 200 <= code < 300 else f"HTTP {code}"
@@ -289,85 +320,103 @@ def retry_delay(*, run_attempts: int, retry_after: float | None) -> float | None
 
 
 def outcomes_record(results: list[Result]) -> None:
-    """Write the attempts and what follows from them, set-wise (one transaction for the whole batch)."""
+    """Write the attempts and what follows from them, set-wise (one transaction for the whole batch).
+
+    Successes of subscriptions with no failure on record, the usual case, cost one INSERT of the
+    attempts and one UPDATE of the deliveries; failures lock their subscriptions (in id order, so two
+    workers never deadlock) and move each delivery on its own schedule.
+    """
     if not results:
         return
     now = timezone.now()
     counts: list[tuple[str, str]] = []
-    with transaction.atomic():
-        sub_ids = {r.claim.subscription_id for r in results}
-        # In id order, so two workers recording overlapping batches lock in the same order (no deadlock).
-        locked = WebhookSubscription.objects.select_for_update().filter(id__in=sub_ids).order_by("id")
-        subscriptions = {s.id: s for s in locked}
-        deliveries = {
-            d.id: d for d in WebhookDelivery.objects.filter(id__in=[r.claim.delivery_id for r in results])
-        }
-        attempts, gone = [], []
-        for r in sorted(results, key=lambda r: r.started_at):
-            delivery = deliveries.get(r.claim.delivery_id)
-            sub = subscriptions.get(r.claim.subscription_id)
-            if delivery is None or sub is None:
-                continue  # deleted meanwhile (subscription deleted, or pruned)
-            delivery.attempt_count += 1
-            delivery.run_attempts += 1
-            delivery.lease_expires_at = None
-            attempts.append(WebhookAttempt(
-                delivery_id=delivery.id, number=delivery.attempt_count, started_at=r.started_at,
-                duration_ms=r.duration_ms, status_code=r.status_code, error=r.error[:1000],
-                response_body=r.response_body,
-            ))
-            if r.ok:
-                delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
-                delivery.next_attempt_at, delivery.last_error = None, ""
-                sub.consecutive_failures, sub.failing_since = 0, None
-                counts.append((r.claim.event_type, "delivered"))
-                continue
-            delivery.last_error = r.error[:1000]
-            sub.consecutive_failures += 1
-            sub.failing_since = sub.failing_since or r.started_at
-            if r.status_code == 410:
-                gone.append(sub.id)
-                sub.is_active = False
-                sub.disabled_reason = "The receiver answered 410 Gone"
-            elif (sub.is_active and sub.consecutive_failures >= DISABLE_MIN_FAILURES
-                  and now - sub.failing_since >= timedelta(seconds=float(settings.WEBHOOK_DISABLE_AFTER))):
-                sub.is_active = False
-                sub.disabled_reason = (
-                    f"Every delivery failed since {sub.failing_since:%Y-%m-%d %H:%M} UTC "
-                    f"({sub.consecutive_failures} attempts in a row); last error: {r.error}"
-                )[:500]
-                gone.append(sub.id)
-            delay = None if not sub.is_active else retry_delay(
-                run_attempts=delivery.run_attempts, retry_after=r.retry_after
+    with transaction.atomic(savepoint=False):
+        present = set(
+            WebhookDelivery.objects.filter(id__in=[r.claim.delivery_id for r in results]).values_list("id", flat=True)
+        )
+        # Deleted meanwhile (the subscription was deleted, or the delivery pruned): nothing to record.
+        results = sorted((r for r in results if r.claim.delivery_id in present), key=lambda r: r.started_at)
+        insert_rows(
+            WebhookAttempt,
+            fields=["delivery_id", "number", "started_at", "duration_ms", "status_code", "error", "response_body"],
+            rows=[(r.claim.delivery_id, r.claim.attempt_count + 1, r.started_at, r.duration_ms, r.status_code,
+                   r.error[:1000], r.response_body) for r in results],
+        )
+        delivered = [r for r in results if r.ok]
+        failed = [r for r in results if not r.ok]
+        if delivered:
+            WebhookDelivery.objects.filter(id__in=[r.claim.delivery_id for r in delivered]).update(
+                status=DeliveryStatus.DELIVERED, delivered_at=now, attempt_count=F("attempt_count") + 1,
+                run_attempts=F("run_attempts") + 1, lease_expires_at=None, next_attempt_at=None, last_error="",
             )
-            if delay is None:
-                delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-                if not sub.is_active:
-                    delivery.last_error = f"{sub.disabled_reason}; last error: {r.error}"[:1000]
-                counts.append((r.claim.event_type, "failed"))
-            else:
-                delivery.status = DeliveryStatus.PENDING
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-                counts.append((r.claim.event_type, "retrying"))
-        WebhookAttempt.objects.bulk_create(attempts, ignore_conflicts=True)
-        WebhookDelivery.objects.bulk_update(
-            list(deliveries.values()),
-            ["status", "attempt_count", "run_attempts", "next_attempt_at", "lease_expires_at", "last_error",
-             "delivered_at"],
-        )
-        WebhookSubscription.objects.bulk_update(
-            list(subscriptions.values()), ["consecutive_failures", "failing_since", "is_active", "disabled_reason"]
-        )
-        if gone:
-            disabled = {sub_id: subscriptions[sub_id].disabled_reason for sub_id in gone}
-            for sub_id, reason in disabled.items():
-                services.deliveries_fail_pending(subscription_id=sub_id, reason=reason)
+            counts += [(r.claim.event_type, "delivered") for r in delivered]
+            # Only subscriptions with failures on record need their record cleared.
+            failing = {f.claim.subscription_id for f in failed}
+            recovered = {r.claim.subscription_id for r in delivered if r.claim.failing} - failing
+            if recovered:
+                WebhookSubscription.objects.filter(id__in=recovered).update(consecutive_failures=0, failing_since=None)
+        if failed:
+            counts += _failures_record(failed, delivered, now)
 
         def count() -> None:
             for event_type, outcome in counts:
                 metrics.WEBHOOK_DELIVERIES.labels(event_type=event_type, outcome=outcome).inc()
 
         transaction.on_commit(count)
+
+
+def _failures_record(failed: list[Result], delivered: list[Result], now: datetime) -> list[tuple[str, str]]:
+    """The failed attempts' consequences: a retry on the schedule, the end of the delivery, a disable."""
+    counts: list[tuple[str, str]] = []
+    sub_ids = {r.claim.subscription_id for r in failed}
+    locked = WebhookSubscription.objects.select_for_update().filter(id__in=sub_ids).order_by("id")
+    subscriptions = {sub.id: sub for sub in locked}
+    deliveries = {d.id: d for d in WebhookDelivery.objects.filter(id__in=[r.claim.delivery_id for r in failed])}
+    succeeded_at = {r.claim.subscription_id: r.started_at for r in delivered}
+    gone: list[str] = []
+    for r in failed:
+        delivery, sub = deliveries[r.claim.delivery_id], subscriptions[r.claim.subscription_id]
+        delivery.attempt_count += 1
+        delivery.run_attempts += 1
+        delivery.lease_expires_at = None
+        delivery.last_error = r.error[:1000]
+        if succeeded_at.get(sub.id, r.started_at) > r.started_at:
+            pass  # an attempt of this batch that started later succeeded: the receiver is back
+        else:
+            sub.consecutive_failures += 1
+            sub.failing_since = sub.failing_since or r.started_at
+        if r.status_code == 410 and sub.is_active:
+            sub.is_active = False
+            sub.disabled_reason = "The receiver answered 410 Gone"
+            gone.append(sub.id)
+        elif (sub.is_active and sub.consecutive_failures >= DISABLE_MIN_FAILURES and sub.failing_since
+              and now - sub.failing_since >= timedelta(seconds=float(settings.WEBHOOK_DISABLE_AFTER))):
+            sub.is_active = False
+            sub.disabled_reason = (
+                f"Every delivery failed since {sub.failing_since:%Y-%m-%d %H:%M} UTC "
+                f"({sub.consecutive_failures} attempts in a row); last error: {r.error}"
+            )[:500]
+            gone.append(sub.id)
+        delay = retry_delay(run_attempts=delivery.run_attempts, retry_after=r.retry_after) if sub.is_active else None
+        if delay is None:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            if not sub.is_active:
+                delivery.last_error = f"{sub.disabled_reason}; last error: {r.error}"[:1000]
+            counts.append((r.claim.event_type, "failed"))
+        else:
+            delivery.status = DeliveryStatus.PENDING
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            counts.append((r.claim.event_type, "retrying"))
+    WebhookDelivery.objects.bulk_update(
+        list(deliveries.values()),
+        ["status", "attempt_count", "run_attempts", "next_attempt_at", "lease_expires_at", "last_error"],
+    )
+    WebhookSubscription.objects.bulk_update(
+        list(subscriptions.values()), ["consecutive_failures", "failing_since", "is_active", "disabled_reason"]
+    )
+    for sub_id in gone:
+        services.deliveries_fail_pending(subscription_id=sub_id, reason=subscriptions[sub_id].disabled_reason)
+    return counts
 
 
 # --- The loop ------------------------------------------------------------------------------------
@@ -380,14 +429,13 @@ class Dispatcher(threading.Thread):
         self.concurrency = int(concurrency or settings.WEBHOOK_CONCURRENCY)
         self.poll_seconds = float(poll_seconds if poll_seconds is not None else settings.WEBHOOK_POLL_SECONDS)
         self._halt = threading.Event()
-        self._wake = threading.Event()
         self._in_flight: set[Future[Result]] = set()
         self._last_prune = time.monotonic() - PRUNE_EVERY.total_seconds() + 60  # first prune a minute in
+        self._last_release = 0.0
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; wait for the attempts in flight (up to the webhook timeout) and record them."""
         self._halt.set()
-        self._wake.set()
         self.join(timeout=timeout if timeout is not None else float(settings.WEBHOOK_TIMEOUT) + 15)
 
     def run(self) -> None:
@@ -401,8 +449,7 @@ class Dispatcher(threading.Thread):
                     close_old_connections()
                     busy = False
                 if not busy:
-                    self._wake.wait(self.poll_seconds)
-                    self._wake.clear()
+                    self._halt.wait(self.poll_seconds)
             self._drain(timeout=float(settings.WEBHOOK_TIMEOUT) + 5)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -411,28 +458,35 @@ class Dispatcher(threading.Thread):
     def round(self, pool: ThreadPoolExecutor) -> bool:
         """One pass; True if there was work (so the next pass starts at once)."""
         fanned = events_fan_out()
-        self._collect(block=False)
-        claims = deliveries_claim(limit=self.concurrency - len(self._in_flight))
+        release = time.monotonic() - self._last_release >= LEASE_SWEEP_SECONDS
+        if release:
+            self._last_release = time.monotonic()
+        done = [future for future in self._in_flight if future.done()]
+        self._in_flight.difference_update(done)
+        # The finished attempts and the next claim share one transaction (one write lock on SQLite).
+        with transaction.atomic():
+            outcomes_record([future.result() for future in done])
+            claims = deliveries_claim(
+                limit=self.concurrency - len(self._in_flight), release_expired=release, look_first=not done
+            )
         for claim in claims:
-            future = pool.submit(attempt_send, claim)
-            future.add_done_callback(lambda _: self._wake.set())
-            self._in_flight.add(future)
+            self._in_flight.add(pool.submit(attempt_send, claim))
         if time.monotonic() - self._last_prune >= PRUNE_EVERY.total_seconds():
             self._last_prune = time.monotonic()
             pruned = services.webhooks_prune()
             if pruned:
                 logger.info("Pruned %d webhook deliveries older than %d days", pruned,
                             settings.WEBHOOK_RETENTION_DAYS)
-        if not claims and self._in_flight:
-            # Nothing new to send: wait for an attempt to finish (or the poll interval) instead of spinning.
-            wait(self._in_flight, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
-            self._collect(block=False)
-            return bool(fanned)
-        return bool(fanned or claims)
+        if not self._in_flight:
+            return bool(fanned or claims)
+        # Wait for the first attempt to finish (the poll interval at most), then a moment for the ones
+        # finishing with it, so that one transaction records many attempts.
+        done, rest = wait(self._in_flight, timeout=self.poll_seconds, return_when=FIRST_COMPLETED)
+        if done and rest:
+            wait(rest, timeout=GATHER_SECONDS)
+        return True
 
-    def _collect(self, *, block: bool, timeout: float | None = None) -> None:
-        if block and self._in_flight:
-            wait(self._in_flight, timeout=timeout)
+    def _collect(self) -> None:
         done = [future for future in self._in_flight if future.done()]
         if done:
             self._in_flight.difference_update(done)
@@ -440,6 +494,8 @@ class Dispatcher(threading.Thread):
 
     def _drain(self, *, timeout: float) -> None:
         try:
-            self._collect(block=True, timeout=timeout)
+            if self._in_flight:
+                wait(self._in_flight, timeout=timeout)
+            self._collect()
         except DatabaseError:
             logger.warning("Could not record the last webhook attempts; their leases will expire", exc_info=True)
