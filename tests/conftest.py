@@ -11,25 +11,16 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from PIL import Image as PILImage
-from prometheus_client import values
 
-from core import datadir
 from core.actors import Actor, Via
 from images.models import Image, ImageStatus
 
-# The test run's data directory, as `make run` prepares one: the test database, media and metrics
-# files go there. Worker and other subprocesses the tests start inherit this environment: they sign
-# and check with this process's key (a print-file link made here is fetched from a worker), and
-# write their metrics where this process's /api/metrics reads them.
-datadir.prepare(settings.DATA_DIR, settings.PROMETHEUS_MULTIPROC_DIR)
+# The data directory was prepared by tests/bootstrap.py before Django started. Worker and other
+# subprocesses the tests start (some with a data directory of their own) inherit this environment:
+# they sign and check with this process's key (a print-file link made here is fetched from a worker),
+# and write their metrics where this process's /api/metrics reads them.
 os.environ["SECRET_KEY"] = settings.SECRET_KEY
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.PROMETHEUS_MULTIPROC_DIR)
-if not values.ValueClass._multiprocess:
-    # pytest-django set Django up before this file was imported. On the first run in a data directory
-    # the metrics directory did not exist then, so the settings left prometheus_client in single-process
-    # mode. Series made from now on (every labelled one is made on first use) go to the shared files
-    # that /api/metrics reads, as on every later run.
-    values.ValueClass = values.MultiProcessValue()
 
 
 @pytest.fixture(autouse=True)
