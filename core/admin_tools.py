@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
@@ -16,6 +17,22 @@ from core.batch import BatchResult
 
 # The admin pages' own styles (queue, badges, tiles), on every page that shows gateway objects.
 REVIEW_CSS = {"all": ["core/admin/review.css"]}
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that only shows rows (history, deliveries, attempts): nothing is added, changed or deleted."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 def admin_actor(request: HttpRequest) -> Actor:

@@ -25,7 +25,7 @@ from django.utils.http import urlencode
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from core.admin_tools import REVIEW_CSS, admin_actor, admin_url, report_result, status_badge
+from core.admin_tools import REVIEW_CSS, ReadOnlyInline, admin_actor, admin_url, report_result, status_badge
 from core.batch import Outcome
 from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
@@ -99,12 +99,10 @@ class QualityFilter(admin.SimpleListFilter):
         return queryset.filter(conditions[self.value()]) if self.value() in conditions else queryset
 
 
-class ImageTransitionInline(admin.TabularInline):
+class ImageTransitionInline(ReadOnlyInline):
     """The decision history: read-only, as the model itself is append-only."""
 
     model = ImageTransition
-    extra = 0
-    can_delete = False
     verbose_name = "decision"
     verbose_name_plural = "Decision history"
     fields = readonly_fields = ["when", "from_status", "to_status", "by", "via", "note"]
@@ -120,15 +118,6 @@ class ImageTransitionInline(admin.TabularInline):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Whoever may see an image may see how it was decided; there is no separate history permission.
         return request.user.has_perm("images.view_image") or request.user.has_perm("images.change_image")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Image)

@@ -17,7 +17,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from core.admin_tools import REVIEW_CSS, admin_actor, admin_url, status_badge
+from core.admin_tools import REVIEW_CSS, ReadOnlyInline, admin_actor, admin_url, status_badge
 from core.errors import DomainError
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
@@ -41,23 +41,11 @@ def _may_see_subscriptions(request: HttpRequest) -> bool:
     return request.user.has_perm(VIEW) or request.user.has_perm(CHANGE)
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """An inline that only shows rows, to whoever may see the subscriptions."""
-
-    extra = 0
-    can_delete = False
+class SubscriptionRowsInline(ReadOnlyInline):
+    """Read-only rows, shown to whoever may see the subscriptions."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _may_see_subscriptions(request)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RecentDeliveriesFormSet(BaseInlineFormSet):
@@ -69,7 +57,7 @@ class RecentDeliveriesFormSet(BaseInlineFormSet):
         return self._recent
 
 
-class RecentDeliveryInline(ReadOnlyInline):
+class RecentDeliveryInline(SubscriptionRowsInline):
     model = WebhookDelivery
     formset = RecentDeliveriesFormSet
     verbose_name = "delivery"
@@ -171,7 +159,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             self.message_user(request, f"Ping queued for {len(queued)}: {', '.join(queued)}", messages.SUCCESS)
 
 
-class AttemptInline(ReadOnlyInline):
+class AttemptInline(SubscriptionRowsInline):
     model = WebhookAttempt
     verbose_name_plural = "Attempts"
     fields = readonly_fields = ["number", "started", "status_code", "duration_ms", "error", "response"]
