@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import copy
+import datetime
 import functools
+import operator
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -104,10 +105,6 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._urls: dict[str, Callable[[str], str]] = {}
-
     @extend_schema_field(ImageProductSerializer(allow_null=True))
     def get_product(self, image: Image) -> dict[str, Any] | None:
         products = self.context.get("products")
@@ -119,19 +116,22 @@ class ImageSerializer(serializers.ModelSerializer):
     def get_quality(self, image: Image) -> dict[str, Any]:
         return quality_data(image.quality, image.quality_valid)
 
-    def _url(self, image: Image, name: str) -> str:
-        # Reversed once per serializer: a page of 50 would otherwise cost 100 reverse() calls.
-        if name not in self._urls:
-            self._urls[name] = _url_maker(name, self.context["request"])
-        return self._urls[name](image.id)
+    # Reversed once per serializer: a page of 50 would otherwise cost 100 reverse() calls.
+    @functools.cached_property
+    def _file_url(self) -> Callable[[str], str]:
+        return _url_maker("image-file", self.context["request"])
+
+    @functools.cached_property
+    def _thumbnail_url(self) -> Callable[[str], str]:
+        return _url_maker("image-thumbnail", self.context["request"])
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_file_url(self, image: Image) -> str:
-        return self._url(image, "image-file")
+        return self._file_url(image.id)
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_thumbnail_url(self, image: Image) -> str | None:
-        return self._url(image, "image-thumbnail") if image.thumbnail else None
+        return self._thumbnail_url(image.id) if image.thumbnail else None
 
 
 def quality_data(quality: dict | None, quality_valid: bool) -> dict[str, Any]:
@@ -163,15 +163,17 @@ def _url_maker(name: str, request: Request) -> Callable[[str], str]:
 
 # --- Rendering from rows -----------------------------------------------------------------------
 
-RowReader = Callable[[dict[str, Any]], Any]
+Rows = Sequence[dict[str, Any]]
+# All rows' values of one field, from the rows and (for serializer methods) the rows read as instances.
+ColumnReader = Callable[[Rows, Sequence[Any]], list[Any]]
 
 
 class RowRenderer:
     """`type(serializer)(instances, many=True).data`, from `.values()` rows instead of model instances.
 
     A page of 50 walked through the serializers as instances cost ~10x the queries behind it. Here each
-    readable field of the serializer reads a row as the field itself says: a column (its `source`)
-    through the field's own `to_representation`, a SerializerMethodField's method called with the row
+    readable field of the serializer reads the rows as the field itself says: a column (its `source`)
+    through the field's own `to_representation`, a SerializerMethodField's method called with each row
     read as the instance, a nested `many=True` model serializer of a reverse foreign key rendered the
     same way from one query for all rows. Any other field raises ImproperlyConfigured instead of
     rendering unlike the detail. Select `columns`, then `render()` the rows; one renderer per request.
@@ -180,14 +182,21 @@ class RowRenderer:
     def __init__(self, serializer: serializers.ModelSerializer) -> None:
         plan = _RowPlan.of(serializer)
         self.columns = plan.columns
-        self._readers = [(name, part.bind(serializer)) for name, part in plan.parts]
-        self._nested = [read for _, read in self._readers if isinstance(read, _NestedReader)]
+        self._attributes = plan.attributes
+        self._names = [name for name, _ in plan.parts]
+        self._readers = [part.bind(serializer) for _, part in plan.parts]
+        self._nested = [read for read in self._readers if isinstance(read, _NestedReader)]
+        self._methods = any(isinstance(part, _MethodPart) for _, part in plan.parts)
 
-    def render(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def render(self, rows: Rows) -> list[dict[str, Any]]:
+        if not self._readers:
+            return [{} for _ in rows]
         for nested in self._nested:
             nested.load({row[nested.parent_key] for row in rows})
-        readers = self._readers
-        return [{name: read(row) for name, read in readers} for row in rows]
+        instances = self._attributes.instances(rows) if self._methods else ()
+        # Field by field over all rows, then row by row: the loops run in C, the fields' own code in Python.
+        values = [read(rows, instances) for read in self._readers]
+        return [dict(zip(self._names, row_values, strict=True)) for row_values in zip(*values, strict=True)]
 
 
 class _RowPlan:
@@ -216,20 +225,21 @@ class _RowPlan:
         if type(serializer).to_representation is not serializers.Serializer.to_representation:
             raise ImproperlyConfigured(f"{self._name} overrides to_representation(); it cannot be rendered from rows")
         self.model = serializer.Meta.model
-        attributes = _row_attributes(self.model)
+        self.attributes = attributes = _row_attributes(self.model)
         columns = {self.model._meta.pk.attname}
         self.parts: list[tuple[str, _ColumnPart | _MethodPart | _NestedPart]] = []
         for field in serializer._readable_fields:
             part: _ColumnPart | _MethodPart | _NestedPart
             if isinstance(field, serializers.SerializerMethodField):
-                part = _MethodPart(field.method_name, attributes)
+                part = _MethodPart(field.method_name)
                 columns.update(attributes.plain, attributes.files)  # a method may read any column
             elif isinstance(field, serializers.ListSerializer):
                 part = _NestedPart(field, self._relation(field))
                 columns.add(part.parent_key)
             else:
-                part = _ColumnPart(field, self._column(field, attributes))
-                columns.add(part.column)
+                column = self._column(field, attributes)
+                part = _ColumnPart(field, column, nullable=column in attributes.nullable)
+                columns.add(column)
             self.parts.append((field.field_name, part))
         self.columns = tuple(sorted(columns))
 
@@ -261,39 +271,46 @@ _CLASS_FIELDS = (serializers.Serializer.get_fields, serializers.ModelSerializer.
 
 
 class _ColumnPart:
-    """A field reading one column: the field's own `to_representation`, None staying None."""
+    """A field reading one column: the field's own `to_representation`; None, where the column allows it,
+    stays None."""
 
-    def __init__(self, field: serializers.Field, column: str) -> None:
+    def __init__(self, field: serializers.Field, column: str, *, nullable: bool) -> None:
         self.field = field
         self.column = column
+        self.nullable = nullable
 
-    def bind(self, serializer: serializers.Serializer) -> RowReader:
-        field = copy.copy(self.field)
+    def bind(self, serializer: serializers.Serializer) -> ColumnReader:
+        field = object.__new__(type(self.field))
+        vars(field).update(vars(self.field))
         field.parent = serializer  # its context is this request's
         if isinstance(field, serializers.DateTimeField) and not hasattr(field, "timezone"):
-            # The current time zone, looked up once per request instead of once per value.
-            field.timezone = field.default_timezone()
-        column, represent = self.column, field.to_representation
+            # The current time zone, looked up once per request instead of once per value; UTC as the
+            # datetime module's own, which astimezone() of a value read from the database skips.
+            zone = field.default_timezone()
+            field.timezone = datetime.UTC if getattr(zone, "key", None) == "UTC" else zone
+        value_of, represent = operator.itemgetter(self.column), field.to_representation
 
-        def read(row: dict[str, Any]) -> Any:
-            value = row[column]
-            return None if value is None else represent(value)
+        if self.nullable:
+            def read(rows: Rows, instances: Sequence[Any]) -> list[Any]:
+                return [None if value is None else represent(value) for value in map(value_of, rows)]
+        else:
+            def read(rows: Rows, instances: Sequence[Any]) -> list[Any]:
+                return list(map(represent, map(value_of, rows)))
 
         return read
 
 
 class _MethodPart:
-    """A SerializerMethodField: its method, called with the row read as the instance."""
+    """A SerializerMethodField: its method, called with each row read as the instance."""
 
-    def __init__(self, method_name: str, attributes: _RowAttributes) -> None:
+    def __init__(self, method_name: str) -> None:
         self.method_name = method_name
-        self.attributes = attributes
 
-    def bind(self, serializer: serializers.Serializer) -> RowReader:
-        method, attributes = getattr(serializer, self.method_name), self.attributes
+    def bind(self, serializer: serializers.Serializer) -> ColumnReader:
+        method = getattr(serializer, self.method_name)
 
-        def read(row: dict[str, Any]) -> Any:
-            return method(_RowInstance(row, attributes))
+        def read(rows: Rows, instances: Sequence[Any]) -> list[Any]:
+            return list(map(method, instances))
 
         return read
 
@@ -336,31 +353,36 @@ class _NestedReader:
         for row, body in zip(rows, self.renderer.render(rows), strict=True):
             self.items.setdefault(row[foreign_key], []).append(body)
 
-    def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.items.get(row[self.parent_key], [])
+    def __call__(self, rows: Rows, instances: Sequence[Any]) -> list[list[dict[str, Any]]]:
+        items, parent_key = self.items, self.parent_key
+        return [items.get(row[parent_key]) or [] for row in rows]
 
 
 class _RowAttributes:
-    """Which attributes of a model's instances its `.values()` rows hold, and how to read them."""
+    """Which attributes of a model's instances its `.values()` rows hold, and the rows read as instances."""
 
     def __init__(self, model: type[models.Model]) -> None:
-        self.model = model
         concrete = {field.attname: field for field in model._meta.concrete_fields}
         # Columns whose instance attribute is the stored value itself (not a file or a related object).
         self.plain = {name for name in concrete if type(getattr(model, name)) in _PLAIN_DESCRIPTORS}
+        self.nullable = {name for name, field in concrete.items() if field.null}
         self.files = {name: field for name, field in concrete.items() if isinstance(field, models.FileField)}
-        self.pk = model._meta.pk.attname
+        # The row is the instance's attribute dict; properties give what the model's descriptors would.
+        properties = {name: property(_file_reader(name, field)) for name, field in self.files.items()}
+        properties["pk"] = property(_value_reader(model._meta.pk.attname))
+        self.row_class = type(f"{model.__name__}Row", (_RowInstance,), {"model": model, **properties})
+        clashes = sorted(name for name in self.plain if hasattr(self.row_class, name))
+        if clashes:
+            raise ImproperlyConfigured(f"{model.__name__} columns {clashes} clash with the row reader's attributes")
 
-    def read(self, row: dict[str, Any], name: str) -> Any:
-        if name in self.plain:
-            return row[name]
-        if name in self.files:
-            return self.files[name].attr_class(None, self.files[name], row[name])
-        if name == "pk":
-            return row[self.pk]
-        # Not an AttributeError, which DRF and getattr() defaults would turn into a silent None.
-        raise ImproperlyConfigured(f"`{name}` of {self.model.__name__} is not a column that rows hold; "
-                                   "a serializer method reading it cannot be rendered from rows")
+    def instances(self, rows: Rows) -> list[_RowInstance]:
+        row_class, new = self.row_class, object.__new__
+        instances = []
+        for row in rows:
+            instance = new(row_class)
+            instance.__dict__ = row
+            instances.append(instance)
+        return instances
 
 
 _PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
@@ -371,17 +393,30 @@ def _row_attributes(model: type[models.Model]) -> _RowAttributes:
     return _RowAttributes(model)
 
 
+def _value_reader(name: str) -> Callable[[_RowInstance], Any]:
+    def read(instance: _RowInstance) -> Any:
+        return instance.__dict__[name]
+
+    return read
+
+
+def _file_reader(name: str, field: models.FileField) -> Callable[[_RowInstance], Any]:
+    def read(instance: _RowInstance) -> Any:
+        return field.attr_class(None, field, instance.__dict__[name])
+
+    return read
+
+
 class _RowInstance:
     """A row read as the model instance, for serializer methods: its columns as attributes."""
 
-    __slots__ = ("_attributes", "_row")
-
-    def __init__(self, row: dict[str, Any], attributes: _RowAttributes) -> None:
-        self._row = row
-        self._attributes = attributes
+    model: type[models.Model]
 
     def __getattr__(self, name: str) -> Any:
-        return self._attributes.read(self._row, name)
+        # Only for what the row does not hold. Not an AttributeError: DRF and getattr() defaults would
+        # turn that into a silent None.
+        raise ImproperlyConfigured(f"`{name}` of {self.model.__name__} is not a column that rows hold; "
+                                   "a serializer method reading it cannot be rendered from rows")
 
 
 class BatchFailureSerializer(serializers.Serializer):

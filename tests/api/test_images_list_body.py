@@ -95,24 +95,31 @@ class ExtendedImageSerializer(ImageSerializer):
     color_mode = serializers.CharField()
     batch = serializers.IntegerField(source="batch_index", allow_null=True)
     prompt_length = serializers.SerializerMethodField()
+    file_name = serializers.SerializerMethodField()
     history = ExtendedHistorySerializer(many=True, read_only=True)
 
     class Meta(ImageSerializer.Meta):
-        fields = [*ImageSerializer.Meta.fields, "color_mode", "batch", "prompt_length", "quality_warnings"]
+        fields = [*ImageSerializer.Meta.fields, "color_mode", "batch", "prompt_length", "file_name",
+                  "quality_warnings"]
 
     def get_prompt_length(self, image: Image) -> int:
         return len(image.prompt)
+
+    def get_file_name(self, image: Image) -> str:
+        return f"{image.pk}: {image.file.name.rsplit('/', 1)[-1]}"
 
 
 def test_a_field_added_to_the_image_serializer_is_in_the_list_rows_too(as_reviewer, varied_images, monkeypatch):
     monkeypatch.setattr(ImageViewSet, "serializer_class", ExtendedImageSerializer)
     pairs = _rows_and_details(as_reviewer, "v1", len(varied_images))
     for row, detail in pairs:
-        assert {"color_mode", "batch", "prompt_length", "quality_warnings"} <= set(row)
+        assert {"color_mode", "batch", "prompt_length", "file_name", "quality_warnings"} <= set(row)
         assert all("actor_id" in entry for entry in row["history"])
         assert row == detail
     generated = next(row for row, _ in pairs if row["id"] == varied_images["generated"].id)
     assert generated["batch"] == 0 and generated["prompt_length"] == len("retro sunset cat")
+    image = varied_images["generated"]
+    assert generated["file_name"] == f"{image.pk}: {image.file.name.rsplit('/', 1)[-1]}"
 
 
 class FieldsByVersion(ImageSerializer):
