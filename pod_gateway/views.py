@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from api.exceptions import error_response, require_get
 from api.views import PublicView
 from core.worker import worker_alive
-from images.models import Image, ImageStatus
+from images.selectors import image_pending_count
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class PendingReviewCollector:
 
     def collect(self):
         gauge = GaugeMetricFamily("pod_images_pending_review", "Images waiting for review (status pending)")
-        gauge.add_metric([], Image.objects.filter(status=ImageStatus.PENDING).count())
+        gauge.add_metric([], image_pending_count())
         yield gauge
 
 

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from core.commands import command_actor
 from core.errors import DomainError
 from images.intake import image_optimize
-from images.models import Image, ImageStatus
+from images.models import Image
+from images.selectors import image_pending_ids
 
 
 class Command(BaseCommand):
@@ -27,8 +28,7 @@ class Command(BaseCommand):
             raise CommandError("Give image ids or --all-pending (one of them)")
         actor = command_actor(options["as_user"])
         if options["all_pending"]:
-            pending = Image.objects.filter(status=ImageStatus.PENDING).order_by("created_at", "id")
-            image_ids = list(pending.values_list("id", flat=True))
+            image_ids = image_pending_ids()
         else:
             image_ids = list(dict.fromkeys(options["image_ids"]))
         sizes = {
