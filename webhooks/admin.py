@@ -280,14 +280,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Redeliver selected deliveries", permissions=["redeliver"])
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        queued: list[str] = []
-        for delivery_id in queryset.values_list("pk", flat=True):
-            try:
-                services.delivery_redeliver(delivery_id=delivery_id, actor=admin_actor(request))
-            except DomainError as exc:
-                self.message_user(request, f"Not redelivered ({exc.message}): {delivery_id}", messages.WARNING)
-            else:
-                queued.append(delivery_id)
+        queued, refused = services.deliveries_redeliver_selected(
+            delivery_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
+        )
+        for delivery_id, reason in refused.items():
+            self.message_user(request, f"Not redelivered ({reason}): {delivery_id}", messages.WARNING)
         if queued:
             self.message_user(request, f"Queued again {len(queued)}: {', '.join(queued)}", messages.SUCCESS)
 

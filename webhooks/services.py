@@ -265,6 +265,35 @@ def delivery_redeliver(*, delivery_id: str, actor: Actor) -> WebhookDelivery:
     return delivery
 
 
+@transaction.atomic
+def deliveries_redeliver_selected(*, delivery_ids: Sequence[str], actor: Actor) -> tuple[list[str], dict[str, str]]:
+    """Queue these deliveries again, set-wise; returns (queued ids, {refused id: why}).
+
+    The same rules as `delivery_redeliver`: only deliveries `actor` may see, not while being sent, not
+    for a disabled subscription.
+    """
+    ids = list(dict.fromkeys(delivery_ids))
+    rows = {
+        delivery_id: (status, active)
+        for delivery_id, status, active in deliveries_of(actor).select_for_update(of=("self",))
+        .filter(id__in=ids).values_list("id", "status", "subscription__is_active")
+    }
+    refused: dict[str, str] = {}
+    for delivery_id in ids:
+        status, active = rows.get(delivery_id, (None, None))
+        if status is None:
+            refused[delivery_id] = "not found"
+        elif status == DeliveryStatus.DELIVERING:
+            refused[delivery_id] = "being sent right now"
+        elif not active:
+            refused[delivery_id] = "its subscription is disabled; activate it first"
+    queued = [delivery_id for delivery_id in ids if delivery_id not in refused]
+    WebhookDelivery.objects.filter(id__in=queued).update(
+        status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), run_attempts=0, last_error=""
+    )
+    return queued, refused
+
+
 def deliveries_redeliver(*, failed_only: bool, since: datetime | None, actor: Actor) -> int:
     """Queue again, set-wise, the deliveries of active subscriptions since `since` (at most 14 days back).
 

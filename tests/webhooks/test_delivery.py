@@ -238,3 +238,25 @@ def test_redelivery_keeps_the_event_id_and_adds_an_attempt(receiver, subscribe, 
     row.refresh_from_db()
     assert row.status == DeliveryStatus.DELIVERED and row.attempt_count == 2
     assert [r.header("webhook-id") for r in receiver.at("/flaky")] == [event.id, event.id]
+
+
+def test_redelivering_many_takes_as_many_queries_as_one(receiver, subscribe, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.WEBHOOK_RETRY_DELAYS = []
+    subscribe(receiver.url_for("/status/500"))
+    for n in range(6):
+        _record(image_id=f"img_{n}")
+    deliver_pass()
+    ids = list(WebhookDelivery.objects.values_list("id", flat=True))
+    assert len(ids) == 6 and set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.FAILED}
+
+    def queries(chosen: list[str]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            queued, refused = services.deliveries_redeliver_selected(delivery_ids=chosen, actor=Actor(None, Via.ADMIN))
+        assert queued == chosen and refused == {}
+        return len(captured.captured_queries)
+
+    assert queries(ids[:1]) == queries(ids[1:])
+    assert WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).count() == 6
