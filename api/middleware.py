@@ -18,6 +18,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 
 from api.exceptions import error_response
+from api.parsers import PARSED_ATTR, MalformedBody, is_json_body, json_body_load, request_json_body
 from core import metrics
 from core.logging import bind_request_id, redact, unbind_request_id
 
@@ -36,21 +37,25 @@ def accepted_request_id(value: str | None) -> str:
 
 
 def _loggable_body(request: HttpRequest):
-    """The JSON body, redacted, when it is small enough to log; read before the view consumes it."""
-    if request.method not in BODY_METHODS or request.content_type != "application/json":
-        return None
+    """The JSON body, redacted, when it is small enough to log; None otherwise. Never raises.
+
+    Read after the response: under /api/ the body was parsed once by `JsonBodyMiddleware` and that
+    value is used; elsewhere a small JSON body (already read by its view, or read now: under 10 KB) is
+    parsed with the same bounded loader. Whatever goes wrong, the line is logged without the body.
+    """
     try:
+        if request.method not in BODY_METHODS or request.content_type != "application/json":
+            return None
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if not 0 < length < BODY_LOG_LIMIT:
-        return None
-    try:
-        return redact(json.loads(request.body))
-    except RequestDataTooBig:
-        return None  # over DATA_UPLOAD_MAX_MEMORY_SIZE: the view answers 413, the log line goes without it
-    except ValueError:
+        if not 0 < length < BODY_LOG_LIMIT:
+            return None
+        if hasattr(request, PARSED_ATTR):
+            return redact(getattr(request, PARSED_ATTR))
+        return redact(json_body_load(request.body[:BODY_LOG_LIMIT]))
+    except MalformedBody:
         return "<not valid JSON>"
+    except Exception:  # a body the view consumed as a stream, a bad Content-Length: log the line without it
+        return None
 
 
 class RequestIdMiddleware:
@@ -65,10 +70,9 @@ class RequestIdMiddleware:
         token = bind_request_id(request_id)
         started = time.perf_counter()
         try:
-            body = _loggable_body(request)
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
-            self._log(request, response, (time.perf_counter() - started) * 1000, body)
+            self._log(request, response, (time.perf_counter() - started) * 1000, _loggable_body(request))
             return response
         finally:
             unbind_request_id(token)
@@ -171,6 +175,31 @@ class BodySizeLimitMiddleware:
                     message=f"The request body is {length} bytes, over the limit of {limit} bytes for this request",
                     details={"content_length": length, "limit": limit},
                 )
+        return self.get_response(request)
+
+
+class JsonBodyMiddleware:
+    """Parses every JSON body under /api/ once, with `api.parsers`; a malformed one is 400 MALFORMED_REQUEST.
+
+    Before authentication, CSRF, idempotency and the views: whichever path and whoever sends it, a
+    body that is not UTF-8 JSON nested at most MAX_DEPTH levels is refused here, and nothing after
+    this reads it again (DRF's parser, the access log and the idempotency fingerprint use the result).
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and request.method in BODY_METHODS and is_json_body(request):
+            try:
+                request_json_body(request)
+            except RequestDataTooBig:
+                # DATA_UPLOAD_MAX_MEMORY_SIZE below BodySizeLimitMiddleware's limit: Django's own check.
+                return error_response(
+                    request, status=413, code="REQUEST_TOO_LARGE", message="The request body is too large"
+                )
+            except MalformedBody as exc:
+                return error_response(request, status=400, code="MALFORMED_REQUEST", message=str(exc))
         return self.get_response(request)
 
 

@@ -42,15 +42,22 @@ def unbind_request_id(token) -> None:
     _request_id.reset(token)
 
 
-def redact(value: Any) -> Any:
-    """A copy of a JSON value with the values of sensitive keys replaced, at any depth."""
+# Deeper than this a logged value is cut off (bodies are refused beyond 32 levels; a log needs far fewer).
+REDACT_MAX_DEPTH = 40
+TOO_DEEP = "[TOO DEEP]"
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A copy of a JSON value with the values of sensitive keys replaced, at any depth (cut off past 40)."""
+    if isinstance(value, dict | list) and _depth >= REDACT_MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
         return {
-            key: REDACTED if _is_sensitive(key) else redact(item)
+            key: REDACTED if _is_sensitive(key) else redact(item, _depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [redact(item) for item in value]
+        return [redact(item, _depth + 1) for item in value]
     return value
 
 

@@ -156,6 +156,8 @@ MIDDLEWARE = [
     "api.versioning.DeprecationMiddleware",
     # Before anything reads the body (CSRF, idempotency, views): an oversized one is refused unread.
     "api.middleware.BodySizeLimitMiddleware",
+    # Every JSON body under /api/ parsed once, a malformed one refused (400) whoever sends it.
+    "api.middleware.JsonBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -354,7 +356,7 @@ REST_FRAMEWORK = {
     "DEFAULT_VERSIONING_CLASS": "api.versioning.PathVersioning",
     "ALLOWED_VERSIONS": API_VERSIONS,
     "DEFAULT_VERSION": API_VERSIONS[-1],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JsonBodyParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
