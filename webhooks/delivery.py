@@ -54,7 +54,7 @@ PRUNE_EVERY = timedelta(days=1)
 # How often a dispatcher looks for leases that ran out (deliveries of a worker that died mid-send).
 LEASE_SWEEP_SECONDS = 5.0
 # After the first attempt of a round finishes, how long to wait for others to record them together.
-GATHER_SECONDS = 0.01
+GATHER_SECONDS = 0.02
 
 
 def event_body(*, event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> bytes:
