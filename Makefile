@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test serve bench lint venv
+.PHONY: run test serve bench lint venv image-test
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,8 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+# Build the container image (deploy/Dockerfile) and start web + worker from it against this machine's
+# PostgreSQL and Redis until /api/ready answers (deploy/image-test.sh; exit 77 says why it cannot run here).
+image-test:
+	deploy/image-test.sh
