@@ -485,3 +485,23 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+
+# --- Serving (pod_gateway.runner, pod_gateway.server) ----------------------------------------------
+
+# gunicorn's asyncio ASGI worker: a slow or stalled client holds a socket, never a thread. A request
+# whose headers are not complete this long after its connection opened (or went idle) is dropped, one
+# whose body has not fully arrived this long after its headers is answered 408.
+SERVER_HEADER_TIMEOUT_SECONDS = env.float("SERVER_HEADER_TIMEOUT_SECONDS", 10.0, validate=at_least(0.1))
+SERVER_BODY_TIMEOUT_SECONDS = env.float("SERVER_BODY_TIMEOUT_SECONDS", 60.0, validate=at_least(0.1))
+# Web worker processes of `make serve` (`make run` has one); blank: 2 × cores + 1.
+WEB_WORKERS = env.int("WEB_WORKERS", 0, validate=at_least(0)) or 2 * (os.cpu_count() or 1) + 1
+# After SIGTERM, web workers finish the requests they accepted and task workers hand back or finish
+# their task within these many seconds; then they are ended.
+SERVER_GRACEFUL_TIMEOUT_SECONDS = env.float("SERVER_GRACEFUL_TIMEOUT_SECONDS", 30.0, validate=at_least(1))
+WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", 30.0, validate=at_least(1))
+
+# A request naming a host outside ALLOWED_HOSTS is the client's mistake (or a scan): one warning line,
+# no traceback (Django logs it as an error with one). Under /api/ it is answered 400 in the API's shape.
+LOGGING["filters"]["one_line_warning"] = {"()": "core.logging.OneLineWarning"}
+LOGGING["loggers"]["django.security.DisallowedHost"] = {"filters": ["one_line_warning"]}
