@@ -3,9 +3,11 @@
 The data directory (and the secret key file in it) is made before Django is set up here, so that
 this process and both children read the same key and share one metrics directory.
 
-Both children run until Ctrl+C or SIGTERM, which is passed on to them so a task in progress is
-finished (or left resumable) and gunicorn drains its requests. If either child dies, the other is
-stopped too and the exit status says so.
+The web server is gunicorn with its asyncio ASGI worker (`pod_gateway.server`): one worker process for
+`make run`, WEB_WORKERS for `make serve`. Both children run until Ctrl+C or SIGTERM, which is passed on
+to them so gunicorn answers the requests it accepted and the task worker finishes its task or hands it
+back to the queue. The exit status is 0 after a requested stop; if a child dies on its own, the other
+is stopped too and the status is 1, so a supervisor that restarts on failure restarts the gateway.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 import django
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from environs import Env
@@ -63,45 +66,62 @@ def prepare() -> None:
         print(f"Updated the password of {username!r} from POD_ADMIN_PASSWORD", flush=True)
 
 
+def web_command(mode: str, host: str, port: str) -> list[str]:
+    """gunicorn with the gateway's ASGI worker, its limits and timeouts (see pod_gateway.server)."""
+    workers = 1 if mode == "dev" else settings.WEB_WORKERS
+    return [
+        sys.executable, "-m", "gunicorn", "pod_gateway.asgi:application", "--config", "python:pod_gateway.server",
+        "--bind", f"{host}:{port}", "--workers", str(workers),
+        "--graceful-timeout", f"{settings.SERVER_GRACEFUL_TIMEOUT_SECONDS:g}",
+        # A worker whose event loop has not beaten for this long is restarted; longer than the body
+        # deadline, so the deadline (answered 408) and not gunicorn's idle-read limit ends a slow body.
+        "--timeout", str(int(settings.SERVER_BODY_TIMEOUT_SECONDS) + 30),
+        "--keep-alive", "5",
+        # Scheme headers (X-Forwarded-Proto) only from the proxies trusted with X-Forwarded-For.
+        "--forwarded-allow-ips", ",".join(str(proxy) for proxy in getattr(settings, "TRUSTED_PROXIES", ())),
+        "--no-control-socket",
+    ]
+
+
 def main(mode: str) -> int:
     prepare()
     host = env.str("HOST", "").strip() or "127.0.0.1"
     port = env.str("PORT", "").strip() or "8000"
-    workers = "1" if mode == "dev" else str(2 * (os.cpu_count() or 1) + 1)
-    web = [
-        sys.executable, "-m", "gunicorn", "pod_gateway.wsgi:application",
-        "--bind", f"{host}:{port}", "--workers", workers, "--threads", "4",
-        "--graceful-timeout", "30", "--no-control-socket",
-    ]
     worker = [sys.executable, "manage.py", "db_worker", "--no-reload", "--queue-name", "*"]
-    child_env = dict(os.environ)
+    child_env = dict(os.environ, SERVER_HEADER_TIMEOUT_SECONDS=f"{settings.SERVER_HEADER_TIMEOUT_SECONDS:g}")
     if mode == "serve":
         child_env["DEBUG"] = "false"
     # Own sessions: a terminal Ctrl+C reaches only this process, which passes one SIGTERM on.
-    children = [subprocess.Popen(cmd, env=child_env, start_new_session=True) for cmd in (web, worker)]
+    children = [
+        subprocess.Popen(cmd, env=child_env, start_new_session=True) for cmd in (web_command(mode, host, port), worker)
+    ]
     print(f"POD Gateway at http://{host}:{port}/admin/ (API under /api/v1/); Ctrl+C stops it.", flush=True)
 
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while all(child.poll() is None for child in children):
-        time.sleep(0.5)
-    if not stopping:
-        stop(signal.SIGTERM, None)
+    # Set by the handler and read by the loop below: a stop was asked for, so children ending is expected.
+    requested: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: requested.append(signum))
+    while not requested and all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    if requested:
+        print("Stopping: the web server answers the requests it accepted, the worker hands back or ends its task",
+              flush=True)
+    else:
+        died = next(child for child in children if child.poll() is not None)
+        print(f"{'The web server' if died is children[0] else 'The task worker'} exited on its own "
+              f"(status {died.returncode}); stopping the rest", file=sys.stderr, flush=True)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    grace = max(settings.SERVER_GRACEFUL_TIMEOUT_SECONDS, settings.WORKER_STOP_GRACE_SECONDS) + 10
+    deadline = time.monotonic() + grace
     for child in children:
         try:
-            child.wait(timeout=60)
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    return 0 if stopping else 1
+            child.wait()
+    return 0 if requested else 1
 
 
 if __name__ == "__main__":

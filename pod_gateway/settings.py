@@ -500,6 +500,11 @@ WEB_WORKERS = env.int("WEB_WORKERS", 0, validate=at_least(0)) or 2 * (os.cpu_cou
 # their task within these many seconds; then they are ended.
 SERVER_GRACEFUL_TIMEOUT_SECONDS = env.float("SERVER_GRACEFUL_TIMEOUT_SECONDS", 30.0, validate=at_least(1))
 WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", 30.0, validate=at_least(1))
+# Under ASGI (pod_gateway.asgi says so) every request runs its synchronous code in a thread of its own,
+# which would leave a persistent database connection behind each time: Django's documentation asks
+# for CONN_MAX_AGE = 0 there. Task workers keep theirs.
+if os.environ.get("POD_SERVER_INTERFACE") == "asgi":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 # A request naming a host outside ALLOWED_HOSTS is the client's mistake (or a scan): one warning line,
 # no traceback (Django logs it as an error with one). Under /api/ it is answered 400 in the API's shape.
