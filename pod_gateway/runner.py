@@ -1,5 +1,8 @@
 """`make run` / `make serve`: prepare the data directory, then run the web server and a task worker.
 
+`python -m pod_gateway.runner dev|serve` runs both (dev: one web worker process); `… runner web` runs
+only the web server of `serve` (no migration), for deployments that run the task worker on its own.
+
 The data directory (and the secret key file in it) is made before Django is set up here, so that
 this process and both children read the same key and share one metrics directory.
 
@@ -84,9 +87,18 @@ def web_command(mode: str, host: str, port: str) -> list[str]:
 
 
 def main(mode: str) -> int:
-    prepare()
     host = env.str("HOST", "").strip() or "127.0.0.1"
     port = env.str("PORT", "").strip() or "8000"
+    if mode == "web":
+        # The web server alone, as `make serve` runs it (a container or systemd unit next to a separate
+        # `manage.py db_worker`): this process becomes gunicorn's master, so signals reach it directly.
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pod_gateway.settings")
+        datadir.prepare(*datadir.locate(env))
+        django.setup()
+        os.environ["SERVER_HEADER_TIMEOUT_SECONDS"] = f"{settings.SERVER_HEADER_TIMEOUT_SECONDS:g}"
+        command = web_command("serve", host, port)
+        os.execv(command[0], command)
+    prepare()
     worker = [sys.executable, "manage.py", "db_worker", "--no-reload", "--queue-name", "*"]
     child_env = dict(os.environ, SERVER_HEADER_TIMEOUT_SECONDS=f"{settings.SERVER_HEADER_TIMEOUT_SECONDS:g}")
     if mode == "serve":
