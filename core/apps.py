@@ -11,3 +11,8 @@ class CoreConfig(AppConfig):
         # Registering the configuration system checks is an import for its side effect, which Django
         # asks to happen in ready() once the app registry is loaded.
         from core import checks  # noqa: F401, PLC0415
+        from core.metrics import StatsdGaugeReporter  # noqa: PLC0415
+        from core.worker import worker_companion_register  # noqa: PLC0415
+
+        # With STATSD_HOST set, each task worker also pushes the gauges to StatsD.
+        worker_companion_register(StatsdGaugeReporter)

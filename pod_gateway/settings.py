@@ -434,6 +434,13 @@ if PROMETHEUS_MULTIPROC_DIR.is_dir():
 else:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
+# StatsD (core/metrics.py): with STATSD_HOST set, the pod_* counters and timings are also sent there over UDP,
+# and each task worker sends the gauges every STATSD_GAUGE_SECONDS.
+STATSD_HOST = env.str("STATSD_HOST", "").strip()
+STATSD_PORT = env.int("STATSD_PORT", 8125, validate=validate.Range(min=1, max=65535))
+STATSD_PREFIX = env.str("STATSD_PREFIX", "pod").strip().strip(".")
+STATSD_GAUGE_SECONDS = env.float("STATSD_GAUGE_SECONDS", 10.0, validate=at_least(0.1))
+
 
 # --- Webhooks ------------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_ratelimit.core import is_ratelimited
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CollectorRegistry, multiprocess
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -26,8 +25,8 @@ from rest_framework.response import Response
 
 from api.exceptions import error_response, require_get
 from api.views import PublicView
+from core import metrics
 from core.worker import worker_alive
-from images.selectors import image_pending_count
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +94,6 @@ class HealthView(PublicView):
 
 # --- Metrics -----------------------------------------------------------------------------------
 
-class PendingReviewCollector:
-    """`pod_images_pending_review`: read from the database on every scrape, so every process agrees."""
-
-    def collect(self):
-        gauge = GaugeMetricFamily("pod_images_pending_review", "Images waiting for review (status pending)")
-        gauge.add_metric([], image_pending_count())
-        yield gauge
-
-
 def _authorized(request: HttpRequest) -> bool:
     if not settings.METRICS_TOKEN:
         return True
@@ -125,7 +115,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     # A fresh registry per scrape: the per-process default registry would only show this worker.
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))
-    registry.register(PendingReviewCollector())
+    # The gauges (review queue, webhook backlog) are read from the database now, so every process agrees.
+    registry.register(metrics.DatabaseGaugeCollector())
     # Text format 0.0.4 unless the scraper asks for OpenMetrics or a newer text format.
     encoder, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
     return HttpResponse(encoder(registry), content_type=content_type)

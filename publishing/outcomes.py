@@ -47,6 +47,8 @@ def product_mark_failed(*, product: Product, error: str) -> Product:
             image_ids=[product.image_id], to_status=ImageStatus.FAILED, actor=Actor.system(), note=error[:1000]
         )
         event_record(event_type=EventType.PRODUCT_FAILED, data={**_event_data(product), "error": product.error})
+        platform = product.platform
+        transaction.on_commit(lambda: metrics.PRODUCTS_FAILED.labels(platform=platform).inc())
     return product
 
 
