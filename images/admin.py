@@ -30,7 +30,7 @@ from core.batch import Outcome
 from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
 from images.generation import generation_cancel, generation_create
-from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
+from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition, QuickRejectReason
 from images.selectors import image_next_pending_id, images_filter
 from images.services import (
     DELETABLE,
@@ -533,3 +533,13 @@ class GenerationAdmin(admin.ModelAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/images/generation/start.html", context)
+
+
+@admin.register(QuickRejectReason)
+class QuickRejectReasonAdmin(admin.ModelAdmin):
+    """The reasons the review workspace offers by number (`r` then 1–9), in their order."""
+
+    list_display = ["text", "position"]
+    list_editable = ["position"]
+    ordering = ["position", "id"]
+    search_fields = ["text"]

@@ -156,3 +156,18 @@ class ImageTransition(models.Model):
         if self.pk is not None:
             raise ValueError("Image history is append-only")
         super().save(*args, **kwargs)
+
+
+class QuickRejectReason(models.Model):
+    """A reason a reviewer picks by number when rejecting in the review workspace (`r` then a digit)."""
+
+    text = models.CharField(max_length=200, unique=True)
+    # Lower first; the first nine are reachable by the digits 1–9.
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = "quick reject reason"
+
+    def __str__(self) -> str:
+        return self.text

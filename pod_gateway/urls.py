@@ -7,6 +7,7 @@ from django.urls import include, path, re_path
 from api import views as api_views
 from pod_gateway import views
 from publishing import views as publishing_views
+from publishing.review import workspace as review_workspace
 
 VERSIONS = "|".join(settings.API_VERSIONS)
 
@@ -31,6 +32,8 @@ api_patterns = [
 urlpatterns = [
     # The admin login, limited per client IP and per username (django-ratelimit) before admin's own.
     path("admin/login/", views.admin_login, name="admin-login"),
+    # The keyboard-first review workspace (images.review, with publishing's decision), inside the admin.
+    path("admin/review/", review_workspace.urls),
     path("admin/", admin.site.urls),
     # Signed, expiring print-file URLs that Printify fetches when uploading by URL.
     path("print-files/<str:token>/<str:filename>", publishing_views.print_file, name="publishing-print-file"),
