@@ -294,16 +294,20 @@ def deliveries_redeliver_selected(*, delivery_ids: Sequence[str], actor: Actor) 
     return queued, refused
 
 
-def deliveries_redeliver(*, failed_only: bool, since: datetime | None, actor: Actor) -> int:
+def deliveries_redeliver(
+    *, failed_only: bool, since: datetime | None, actor: Actor, until: datetime | None = None
+) -> int:
     """Queue again, set-wise, the deliveries of active subscriptions since `since` (at most 14 days back).
 
-    With `failed_only`, only deliveries that ended `failed`; otherwise delivered ones too.
+    With `failed_only`, only deliveries that ended `failed`; otherwise delivered ones too. With `until`,
+    only those created before it (a long recovery goes window by window).
     """
     floor = timezone.now() - REDELIVER_MAX_AGE
     since = max(since, floor) if since else floor
     statuses = [DeliveryStatus.FAILED] if failed_only else [DeliveryStatus.FAILED, DeliveryStatus.DELIVERED]
+    window = {"created_at__lt": until} if until is not None else {}
     return WebhookDelivery.objects.filter(
-        status__in=statuses, created_at__gte=since, subscription__is_active=True
+        status__in=statuses, created_at__gte=since, subscription__is_active=True, **window
     ).update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), run_attempts=0, last_error="")
 
 

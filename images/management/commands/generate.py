@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tasks_db.models import DBTaskResult
 
 from core.actors import Actor, Via
+from core.commands import Progress
 from core.errors import DuplicatePromptError
 from core.worker import task_run_here, tasks_requeue_stale, worker_alive
 from images.generation import FINISHED, generation_create
@@ -60,11 +61,14 @@ class Command(BaseCommand):
 
     def wait(self, generation: Generation, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        bar = Progress(self, label=f"Generating {generation.id}", total=generation.batch_size, unit="image")
         while True:
             generation.refresh_from_db()
+            bar.show(Image.objects.filter(generation=generation).count(), generation.status)
             if generation.status in FINISHED:
                 break
             if time.monotonic() > deadline:
+                bar.close()
                 raise CommandError(f"Gave up waiting after {timeout:g}s; {generation.id} is {generation.status}")
             if not worker_alive():
                 # A worker killed while running it left the task RUNNING, and no worker is left to
@@ -75,6 +79,7 @@ class Command(BaseCommand):
                     task_run_here(task_id=task_id)
                     continue
             time.sleep(0.5)
+        bar.close()
         images = Image.objects.filter(generation=generation).order_by("batch_index")
         image_ids = list(images.values_list("id", flat=True))
         summary = f"{generation.id} {generation.status}: {len(image_ids)} image(s), {generation.failed_count} failed"

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.commands import command_actor
+from core.commands import Progress, command_actor
 from core.errors import DuplicateImageError, InvalidInputError
 from core.text import clean_text
 from images.intake import embedded_prompt, file_sha256, image_intake
@@ -44,7 +44,9 @@ class Command(BaseCommand):
         limit = settings.IMAGE_MAX_BYTES
         hashes: dict[Path, str] = {}
         skipped = invalid = 0
+        self.bar = Progress(self, label="Reading", total=len(paths), unit="file")
         for path in paths:
+            self.bar.advance()
             try:
                 size = path.stat().st_size
                 if size <= limit:
@@ -59,9 +61,12 @@ class Command(BaseCommand):
                 self._skip(directory, path, f"too large ({size / 2**20:.1f} MB, limit {limit / 2**20:.0f} MB)")
                 skipped += 1
                 invalid += 1
+        self.bar.close()
         known = _known_hashes(list(set(hashes.values())))
         imported = 0
+        self.bar = Progress(self, label="Importing", total=len(hashes), unit="image")
         for path, sha256 in hashes.items():
+            self.bar.advance()
             if sha256 in known:
                 self._skip(directory, path, f"duplicate of {known[sha256]}")
                 skipped += 1
@@ -88,14 +93,15 @@ class Command(BaseCommand):
                 ) from None
             known[image.sha256] = image.id
             imported += 1
-            self.stdout.write(f"imported {path.relative_to(directory)} -> {image.id} ({_quality_note(image)})")
+            self.bar.write(f"imported {path.relative_to(directory)} -> {image.id} ({_quality_note(image)})")
+        self.bar.close()
         self.stdout.write(
             f"Imported {imported}, skipped {skipped} ({skipped - invalid} duplicate(s), {invalid} invalid)"
             f" of {len(paths)} file(s) in {directory}"
         )
 
     def _skip(self, directory: Path, path: Path, reason: str) -> None:
-        self.stdout.write(f"skipped {path.relative_to(directory)}: {reason}")
+        self.bar.write(f"skipped {path.relative_to(directory)}: {reason}")
 
 
 def _known_hashes(hashes: list[str], batch: int = 500) -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.commands import command_actor
+from core.commands import Progress, command_actor
 from core.errors import DomainError
 from images.intake import image_optimize
 from images.models import Image
@@ -36,18 +36,21 @@ class Command(BaseCommand):
             for image_id, width, height in Image.objects.filter(id__in=image_ids).values_list("id", "width", "height")
         }
         failed = 0
+        bar = Progress(self, label="Optimising", total=len(image_ids), unit="image")
         for image_id in image_ids:
+            bar.advance()
             try:
                 image = image_optimize(
                     image_id=image_id, actor=actor, width=options["width"], height=options["height"]
                 )
             except DomainError as exc:
                 failed += 1
-                self.stdout.write(f"failed {image_id}: {exc.message}{_fields(exc)}")
+                bar.write(f"failed {image_id}: {exc.message}{_fields(exc)}")
                 continue
-            self.stdout.write(
+            bar.write(
                 f"optimised {image_id}: {sizes[image_id]} -> {image.width}x{image.height} PNG {image.dpi} DPI"
             )
+        bar.close()
         self.stdout.write(f"Optimised {len(image_ids) - failed} of {len(image_ids)} image(s)")
         if failed:
             raise CommandError(f"{failed} image(s) could not be optimised")

@@ -10,7 +10,7 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from core.batch import BatchResult
-from core.commands import command_actor
+from core.commands import Progress, command_actor
 from images.intake import remove_files, stored_orphans
 from images.models import Image, ImageStatus
 from images.services import images_delete
@@ -60,11 +60,14 @@ class Command(BaseCommand):
         ids = [image_id for image_id, _ in rows]
         result = BatchResult()
         # One transaction per slice: a long prune never holds the (SQLite: whole-database) write lock long.
+        bar = Progress(self, label="Pruning", total=len(ids), unit="image")
         for start in range(0, len(ids), PRUNE_BATCH):
+            bar.advance(len(ids[start:start + PRUNE_BATCH]))
             part = images_delete(image_ids=ids[start:start + PRUNE_BATCH], actor=actor)
             result.successful += part.successful
             result.skipped += part.skipped
             result.failed += part.failed
+        bar.close()
         for image_id in result.successful:
             self.stdout.write(f"removed {image_id}")
         # Rows that changed status since they were listed are left alone.

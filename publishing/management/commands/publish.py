@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tasks_db.models import DBTaskResult
 
 from core.actors import Actor, Via
+from core.commands import Progress
 from core.errors import DomainError
 from core.worker import task_run_here, worker_alive
 from images.models import Image, ImageStatus
@@ -64,12 +65,15 @@ class Command(BaseCommand):
 
     def wait(self, product_ids: list[str], *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        bar = Progress(self, label="Publishing", total=len(product_ids), unit="product")
         while True:
             rows = list(Product.objects.filter(id__in=product_ids).values_list("id", "status", "task_id"))
             pending = [row for row in rows if row[1] not in FINISHED]
+            bar.show(len(rows) - len(pending), ", ".join(sorted({row[1] for row in pending})))
             if not pending:
                 break
             if time.monotonic() > deadline:
+                bar.close()
                 raise CommandError(f"Gave up waiting after {timeout:g}s; {len(pending)} product(s) not finished")
             ready = DBTaskResult.objects.ready().filter(id__in=[row[2] for row in pending if row[2]])
             task_id = ready.values_list("id", flat=True).first()
@@ -78,6 +82,7 @@ class Command(BaseCommand):
                 task_run_here(task_id=task_id)
                 continue
             time.sleep(0.5)
+        bar.close()
         failed = 0
         for product in Product.objects.filter(id__in=product_ids).order_by("created_at"):
             if product.status == ProductStatus.FAILED:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from core.actors import Actor, Via
+from core.commands import Progress
 from webhooks.services import REDELIVER_MAX_AGE, deliveries_redeliver
 
 
@@ -45,9 +46,18 @@ class Command(BaseCommand):
                 f"--since reaches back at most {REDELIVER_MAX_AGE.days} days: from {floor:%Y-%m-%d %H:%M %Z}"
             )
             since = floor
-        count = deliveries_redeliver(
-            failed_only=options["failed"], since=since, actor=Actor(None, Via.COMMAND)
-        )
+        # A day per transaction: a large recovery never holds its row locks long, and the bar moves.
+        now = timezone.now()
+        windows = [since + timedelta(days=day) for day in range(int((now - since) / timedelta(days=1)) + 1)]
+        bar = Progress(self, label="Redelivering", total=len(windows), unit="day")
+        count = 0
+        for done, start in enumerate(windows, 1):
+            count += deliveries_redeliver(
+                failed_only=options["failed"], since=start, actor=Actor(None, Via.COMMAND),
+                until=start + timedelta(days=1) if done < len(windows) else None,
+            )
+            bar.show(done, f"{count} queued")
+        bar.close()
         which = "failed" if options["failed"] else "failed or delivered"
         self.stdout.write(
             f"Queued {count} {which} deliver{'y' if count == 1 else 'ies'} again "
