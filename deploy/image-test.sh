@@ -78,7 +78,7 @@ trap cleanup EXIT
 common=(--network host "${limits[@]}" -v "$volume:/data"
         -e DATABASE_URL="$database_url" -e REDIS_URL="$redis_url"
         -e SECRET_KEY="image-test-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-        -e HOST=127.0.0.1 -e PORT="$port" -e WEB_CONCURRENCY=2
+        -e HOST=127.0.0.1 -e PORT="$port" -e WEB_WORKERS=2
         # A production-like host list: the health checks must name an allowed host, not the bind address.
         -e ALLOWED_HOSTS=pod.example.test)
 
@@ -124,7 +124,7 @@ try: print(u.urlopen(request, timeout=5).read().decode())
 except Exception as e: print(e.read().decode() if hasattr(e, 'read') else e)"
 }
 
-echo "== start web (migrate, collectstatic, gunicorn on 127.0.0.1:$port)"
+echo "== start web (migrate, collectstatic, pod_gateway.runner web on 127.0.0.1:$port)"
 "${run[@]}" run -d --name "$tag-web" "${common[@]}" "$image" web >/dev/null
 wait_for /api/health 180 || { echo "FAIL: /api/health did not answer 200"; exit 1; }
 

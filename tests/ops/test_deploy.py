@@ -84,3 +84,13 @@ def test_the_systemd_units_verify(tmp_path):
     )
     problems = [line for line in (run.stdout + run.stderr).splitlines() if "pod-gateway" in line]
     assert run.returncode == 0 and problems == [], run.stdout + run.stderr
+
+
+def test_the_container_and_the_unit_run_the_web_server_the_runner_runs():
+    """`runner web` is `make serve`'s web server alone: the deployments follow it when it changes."""
+    assert "exec python -m pod_gateway.runner web" in (DEPLOY / "entrypoint.sh").read_text()
+    unit = (DEPLOY / "systemd" / "pod-gateway-web.service").read_text()
+    assert "ExecStart=/opt/pod-gateway/.venv/bin/python -m pod_gateway.runner web" in unit
+    worker = (DEPLOY / "systemd" / "pod-gateway-worker.service").read_text()
+    assert "manage.py db_worker --no-reload --queue-name *" in worker
+    assert "exec python manage.py db_worker --no-reload --queue-name '*'" in (DEPLOY / "entrypoint.sh").read_text()
