@@ -7,6 +7,8 @@ well-formed but do not fit together (a backend without its credentials, a defaul
 from __future__ import annotations
 
 import os
+import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,55 @@ def _webhook_issues() -> list[ConfigIssue]:
     return issues
 
 
+def _webhook_schedule_issues() -> list[ConfigIssue]:
+    """Webhook settings that are each valid but work against each other (the retry schedule, the pool, pruning)."""
+    issues = []
+    delays = list(settings.WEBHOOK_RETRY_DELAYS)
+    if any(later < earlier for earlier, later in zip(delays, delays[1:], strict=False)):
+        issues.append(ConfigIssue(
+            WARNING, "WEBHOOK_RETRY_DELAYS",
+            "the delays should not shrink: a receiver that is down gets retried faster the longer it stays down",
+            "W020",
+        ))
+    retry_days = sum(max(delay, 0) for delay in delays) / 86400
+    if retry_days >= settings.WEBHOOK_RETENTION_DAYS:
+        issues.append(ConfigIssue(
+            ERROR, "WEBHOOK_RETENTION_DAYS",
+            f"{settings.WEBHOOK_RETENTION_DAYS} day(s) is not longer than the retry schedule ({retry_days:.1f} days):"
+            " deliveries would be pruned while still being retried", "E020",
+        ))
+    if settings.WEBHOOK_CONCURRENCY <= settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION:
+        issues.append(ConfigIssue(
+            WARNING, "WEBHOOK_CONCURRENCY",
+            f"{settings.WEBHOOK_CONCURRENCY} sending thread(s) per worker, no more than one subscription may hold"
+            f" (WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION={settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION}):"
+            " one slow receiver can take every thread", "W021",
+        ))
+    return issues
+
+
+def _statsd_issues() -> list[ConfigIssue]:
+    """StatsD (STATSD_HOST): a prefix the line protocol cannot carry, a host that does not resolve."""
+    if not settings.STATSD_HOST:
+        return [ConfigIssue(INFO, "STATSD_HOST", "StatsD disabled (metrics are served at /api/metrics only)")]
+    issues = []
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", settings.STATSD_PREFIX):
+        issues.append(ConfigIssue(
+            ERROR, "STATSD_PREFIX",
+            f"{settings.STATSD_PREFIX!r}: use letters, digits, '_' and '-' in dot-separated parts"
+            " (':', '|' and '@' break the StatsD line format)", "E021",
+        ))
+    try:
+        socket.getaddrinfo(settings.STATSD_HOST, settings.STATSD_PORT, socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError as exc:
+        # A name lookup is no thing to do on every manage.py command: this is for the report only.
+        issues.append(ConfigIssue(
+            WARNING, "STATSD_HOST", f"{settings.STATSD_HOST!r} does not resolve ({exc}): no metric reaches StatsD",
+            "W022", system_check=False,
+        ))
+    return issues
+
+
 def _writable_dir_problem(path: Path) -> str | None:
     """Why `path` cannot hold our files, or None; a missing directory is fine if its parent is writable."""
     probe = path
@@ -158,6 +209,7 @@ def config_issues() -> list[ConfigIssue]:
     issues = [
         *_generation_issues(), *_publishing_issues(), *_security_issues(),
         *_webhook_issues(), *_storage_issues(), *_image_issues(),
+        *_webhook_schedule_issues(), *_statsd_issues(),
     ]
     order = {ERROR: 0, WARNING: 1, INFO: 2}
     return sorted(issues, key=lambda issue: order[issue.level])
