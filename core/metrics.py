@@ -3,9 +3,9 @@
 With several processes (gunicorn workers, task workers) prometheus_client's multiprocess mode is
 used: `PROMETHEUS_MULTIPROC_DIR` is set in settings before prometheus_client is first imported, every
 process writes its samples to files there, and /api/metrics (pod_gateway/views.py) adds them up. Counters
-and histograms only: a gauge would need a multiprocess mode, so the gauges (`DatabaseGauge`) are read
-from the database when they are asked for instead — at each scrape, and every `STATSD_GAUGE_SECONDS`
-by each task worker for StatsD.
+and histograms, plus one gauge in `livesum` mode (requests in flight in the web workers); the other
+gauges (`DatabaseGauge`) are read from the database when they are asked for instead — at each scrape,
+and every `STATSD_GAUGE_SECONDS` by each task worker for StatsD.
 
 With `STATSD_HOST` set, every increment and observation of the metrics below also goes to StatsD (the
 `statsd` package, UDP): a counter `pod_images_approved` as `<STATSD_PREFIX>.images_approved`, label values
@@ -187,3 +187,9 @@ WEBHOOK_OUTBOX_BACKLOG = DatabaseGauge(
     "pod_webhook_outbox_backlog", "Events recorded but not yet fanned out to webhook deliveries"
 )
 DATABASE_GAUGES = (IMAGES_PENDING_REVIEW, WEBHOOK_BACKLOG, WEBHOOK_OUTBOX_BACKLOG)
+
+# Requests a web worker holds (from their headers to their last byte out), summed over the live workers:
+# slow clients show here. `livesum` drops a dead worker's share once gunicorn reports it gone.
+HTTP_REQUESTS_IN_FLIGHT = prometheus_client.Gauge(
+    "pod_http_requests_in_flight", "HTTP requests being received or answered", multiprocess_mode="livesum"
+)

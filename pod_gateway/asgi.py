@@ -15,7 +15,7 @@ import os
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
-from core import datadir
+from core import datadir, metrics
 from pod_gateway.server import refusal_body
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pod_gateway.settings")
@@ -26,7 +26,10 @@ logger = logging.getLogger("pod_gateway.request")
 
 
 class BodyDeadline:
-    """ASGI middleware: the request body must have arrived within `timeout` seconds, else 408."""
+    """ASGI middleware: the request body must have arrived within `timeout` seconds, else 408.
+
+    It also counts the requests in flight (`pod_http_requests_in_flight`), slow ones included.
+    """
 
     def __init__(self, app, *, timeout: float) -> None:
         self.app = app
@@ -54,7 +57,11 @@ class BodyDeadline:
                 body_done = True
             return message
 
-        await self.app(scope, receive_in_time, send)
+        metrics.HTTP_REQUESTS_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive_in_time, send)
+        finally:
+            metrics.HTTP_REQUESTS_IN_FLIGHT.dec()
 
     async def _refuse(self, scope, send) -> None:
         path = scope.get("raw_path") or scope["path"].encode("latin-1", "replace")
