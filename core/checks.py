@@ -204,12 +204,36 @@ def _image_issues() -> list[ConfigIssue]:
     return []
 
 
+def _decode_issues() -> list[ConfigIssue]:
+    issues = []
+    budget = settings.IMAGE_DECODE_BUDGET_BYTES
+    # The largest accepted image decoded in RGBA (4 bytes a pixel), and a sixteenth for its reduced copies.
+    largest = settings.IMAGE_MAX_PIXELS * 4 * 17 // 16
+    if budget < largest:
+        issues.append(ConfigIssue(
+            WARNING, "IMAGE_DECODE_BUDGET_MB",
+            f"{budget // 2**20} MB is less than the {-(-largest // 2**20)} MB the largest accepted image"
+            " (IMAGE_MAX_PIXELS in RGBA) needs to decode: such uploads are refused with 503", "W010",
+        ))
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    if memory and budget > memory:
+        issues.append(ConfigIssue(
+            WARNING, "IMAGE_DECODE_BUDGET_MB",
+            f"{budget // 2**20} MB is more than this host's {memory // 2**20} MB of memory:"
+            " one process' decoding can make the host swap", "W011",
+        ))
+    return issues
+
+
 def config_issues() -> list[ConfigIssue]:
     """Every finding about the current settings, errors first."""
     issues = [
         *_generation_issues(), *_publishing_issues(), *_security_issues(),
         *_webhook_issues(), *_storage_issues(), *_image_issues(),
-        *_webhook_schedule_issues(), *_statsd_issues(),
+        *_webhook_schedule_issues(), *_statsd_issues(), *_decode_issues(),
     ]
     order = {ERROR: 0, WARNING: 1, INFO: 2}
     return sorted(issues, key=lambda issue: order[issue.level])

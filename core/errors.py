@@ -56,3 +56,20 @@ class ExternalServiceError(DomainError):
 
     code = "EXTERNAL_SERVICE_ERROR"
     status = 502
+
+
+class BusyError(DomainError):
+    """Work refused for now because a capacity of this process is taken; `retry_after` is in seconds.
+
+    `temporary` is False when the work can never fit the capacity as configured.
+    """
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+
+    def __init__(
+        self, message: str, *, retry_after: int, temporary: bool = True, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+        self.temporary = temporary

@@ -1,9 +1,10 @@
 """Image intake: every new image (generated, imported, uploaded) enters the review queue here.
 
-The size is checked before a byte is read and the header before a pixel is decoded; the file is hashed
-while it is copied into storage; the thumbnail comes from one (JPEG: reduced) decode. The pending Image
-and its `image.created` event are created in one transaction, and the written files are removed again
-when that transaction fails.
+The size is checked before a byte is read and the header before a pixel is decoded; the file is hashed,
+and a duplicate refused, before decoding too. The one decode (JPEG: at a reduced scale) that the thumbnail
+needs runs within the process' decode budget (IMAGE_DECODE_BUDGET_MB), sized from the header, and holds
+a single full-size copy of the pixels. The pending Image and its `image.created` event are created in one
+transaction, and the written files are removed again when that transaction fails.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import tempfile
+import threading
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +31,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage
 from django.db import transaction
-from PIL import ExifTags, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, ImageMode, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
 
 from core.actors import Actor
-from core.errors import DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
+from core.errors import BusyError, DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
 from core.text import clean_text
 from images.models import Generation, Image, ImageSource, ImageStatus
 from webhooks.models import EventType
@@ -288,24 +293,162 @@ def _to_rgb(im: PILImage.Image) -> PILImage.Image:
     return im.convert("RGB")
 
 
+# Pillow's own default: reduce() by whole factors down to twice the target, then resample.
+REDUCING_GAP = 2.0
+# Modes whose resampling Pillow does on a premultiplied copy, and that copy's mode.
+PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
+# Rows converted to premultiplied form at a time when reducing such an image.
+STRIP_BYTES = 4 * 1024 * 1024
+
+
+def _reduce_premultiplied(im: PILImage.Image, factor: int) -> PILImage.Image:
+    """`im` (RGBA or LA) reduced by `factor` with premultiplied alpha, one strip of rows at a time.
+
+    The result is what Pillow's reduce() gives, but reduce() first converts the whole image to its
+    premultiplied mode: a second full-size copy (another 256 MB for 8192x8192 RGBA). Strips keep it at a few MB.
+    """
+    width, height = im.size
+    mode = PREMULTIPLIED[im.mode]
+    out = PILImage.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
+    rows = max(1, STRIP_BYTES // (width * 4 * factor)) * factor
+    for top in range(0, height, rows):
+        strip = im.crop((0, top, width, min(height, top + rows))).convert(mode)
+        out.paste(strip.reduce(factor), (0, top // factor))
+    small = out.convert(im.mode)
+    small.info = dict(im.info)  # EXIF orientation, transparency
+    return small
+
+
 def thumbnail_jpeg(im: PILImage.Image) -> bytes:
-    """A JPEG of at most THUMBNAIL_SIZE px a side; decodes `im` (JPEG: at a reduced scale via draft)."""
+    """A JPEG of at most THUMBNAIL_SIZE px a side from `im`, decoding it once (JPEG: at a reduced scale).
+
+    Beside `im`'s own pixels only small images are made: `im` itself is reduced in place or by strips.
+    """
     size = settings.THUMBNAIL_SIZE
+    factor = int(max(im.size) / (size * REDUCING_GAP))
+    if im.mode in PREMULTIPLIED and factor > 1:
+        im.load()
+        im = _reduce_premultiplied(im, factor)
     # thumbnail() asks JPEG for a draft at >= 2x the target (decoding at 1/2..1/8 scale), then
-    # reduce()s by whole factors before the final resample: fast and memory-light.
-    im.thumbnail((size, size), PILImage.Resampling.LANCZOS, reducing_gap=2.0)
+    # reduce()s by whole factors (a copy that size) before the final resample, replacing `im`'s pixels.
+    im.thumbnail((size, size), PILImage.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     out = io.BytesIO()
     _to_rgb(upright(im)).save(out, "JPEG", quality=THUMBNAIL_QUALITY)
     return out.getvalue()
 
 
-def _decode_thumbnail(im: PILImage.Image) -> bytes:
-    try:
-        return thumbnail_jpeg(im)
-    except PILImage.DecompressionBombError as exc:
-        raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
-    except DECODE_ERRORS as exc:
-        raise _refuse(f"The image data is corrupt or truncated: {exc}") from None
+# --- The decode budget ----------------------------------------------------------------------------
+
+class DecodeBudget:
+    """Bytes of decoded pixels this process may hold at once, shared by its threads, first come first served.
+
+    Hand-written: the standard library's semaphores count one unit per acquire, and taking a large
+    decode's megabytes one by one would let two decodes each hold part of the budget and wait for each
+    other until both time out; no maintained library offers a weighted, thread-safe one with a timeout.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._in_use = 0
+        self._queue: deque[object] = deque()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @contextmanager
+    def reserve(self, nbytes: int, *, capacity: int, timeout: float) -> Iterator[None]:
+        """Hold `nbytes` of `capacity` for the block; waits up to `timeout` s, then raises BusyError."""
+        retry_after = max(1, math.ceil(timeout))
+        details = {"needed_mb": _mb(nbytes), "budget_mb": _mb(capacity)}
+        if nbytes > capacity:
+            raise BusyError(
+                f"Decoding this image needs {_mb(nbytes)} MB, more than the {_mb(capacity)} MB this server "
+                "decodes at a time",
+                retry_after=retry_after, temporary=False, details=details,
+            )
+        ticket = object()
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._queue.append(ticket)
+            try:
+                # In arrival order, so a large image is not starved by a stream of small ones.
+                while self._queue[0] is not ticket or self._in_use + nbytes > capacity:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise BusyError(
+                            f"The server is decoding other images; decoding this one needs {_mb(nbytes)} MB",
+                            retry_after=retry_after, details=details,
+                        )
+                    self._changed.wait(remaining)
+                self._in_use += nbytes
+            finally:
+                self._queue.remove(ticket)
+                self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_use -= nbytes
+                self._changed.notify_all()
+
+
+decode_budget = DecodeBudget()
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel of `mode` takes in Pillow's memory: 1, 2 or 4 for one band, 4 for every multi-band mode."""
+    info = ImageMode.getmode(mode)
+    if len(info.bands) > 1:
+        return 4  # RGB is stored as RGBX, LA as LXXA, and so on
+    return int(info.typestr[-1])
+
+
+def decode_cost(im: PILImage.Image, *, full_size: tuple[int, int] | None = None) -> int:
+    """Bytes the thumbnail of opened (not decoded) `im` needs at its current (JPEG: draft) size.
+
+    The decoded pixels and the reduced copy (with the strips of a premultiplied reduction); an image too
+    small to reduce is resampled whole, with alpha on a premultiplied copy. A progressive JPEG also keeps
+    every DCT coefficient of the full-size image (2 bytes each) while it decodes.
+    """
+    width, height = im.size
+    pixels = width * height * _pixel_bytes(im.mode)
+    factor = int(max(width, height) / (settings.THUMBNAIL_SIZE * REDUCING_GAP))
+    cost = pixels
+    if factor > 1:
+        cost += math.ceil(width / factor) * math.ceil(height / factor) * 4
+        if im.mode in PREMULTIPLIED:
+            cost += 3 * STRIP_BYTES
+    elif im.mode in PREMULTIPLIED:
+        cost += pixels
+    if im.format == "JPEG" and (im.info.get("progressive") or im.info.get("progression")):
+        full_width, full_height = full_size or im.size
+        cost += full_width * full_height * len(im.getbands()) * 2
+    return cost
+
+
+def _decode_thumbnail(fh: IO[bytes]) -> bytes:
+    """The thumbnail of the image in `fh`, decoded within the process' decode budget."""
+    fh.seek(0)
+    with open_image(fh) as im:
+        full_size = im.size
+        # JPEG: decode at 1/2..1/8 scale, as thumbnail() would ask; the cost is that of the reduced size.
+        im.draft(None, (int(settings.THUMBNAIL_SIZE * REDUCING_GAP),) * 2)
+        budget = decode_budget.reserve(
+            decode_cost(im, full_size=full_size),
+            capacity=settings.IMAGE_DECODE_BUDGET_BYTES, timeout=settings.IMAGE_DECODE_WAIT_SECONDS,
+        )
+        with budget:
+            try:
+                return thumbnail_jpeg(im)
+            except PILImage.DecompressionBombError as exc:
+                raise _refuse(f"Refused as a possible decompression bomb: {exc}") from None
+            except DECODE_ERRORS as exc:
+                raise _refuse(f"The image data is corrupt or truncated: {exc}") from None
+            finally:
+                # The pixels go before the budget they were counted in is given back. Image.close frees
+                # them; ImageFile.close would also close the caller's file.
+                PILImage.Image.close(im)
 
 
 def remove_files(names: Iterable[str]) -> None:
@@ -333,13 +476,19 @@ def image_intake(
     """Register a new pending image from a path or binary file: checks, hash, thumbnail, quality report.
 
     Raises InvalidInputError for oversized files, non-PNG/JPEG data, decompression bombs and corrupt data,
-    and with `refuse_duplicate` DuplicateImageError when the same bytes are already registered.
+    with `refuse_duplicate` DuplicateImageError when the same bytes are already registered (found before
+    decoding), and BusyError when the decode does not fit the process' decode budget in time.
     """
     if source_kind not in ImageSource.values:
         raise ValueError(f"Unknown image source {source_kind!r}")
-    with _sized_source(source) as (fh, file_size), open_image(fh) as im:
-        facts = image_facts(im, file_size=file_size)
-        thumbnail = _decode_thumbnail(im)
+    with _sized_source(source) as (fh, file_size):
+        with open_image(fh) as im:
+            facts = image_facts(im, file_size=file_size)
+        sha256 = _stream_sha256(fh)
+        if refuse_duplicate:
+            # Before decoding: re-sending a registered file costs a read of its bytes, not a decode.
+            _refuse_duplicate(sha256)
+        thumbnail = _decode_thumbnail(fh)
         image = Image(
             status=ImageStatus.PENDING,
             source=source_kind,
@@ -352,22 +501,35 @@ def image_intake(
         hashing = _HashingFile(fh, f"{stem}{EXTENSIONS[facts.format]}")
         image.file.save(hashing.name, hashing, save=False)
     try:
-        if hashing.copied != file_size:
+        if hashing.copied != file_size or hashing.sha256.hexdigest() != sha256:
             raise _refuse("The file changed while it was being read")
         image.thumbnail.save("thumbnail.jpg", ContentFile(thumbnail), save=False)
-        _apply_facts(image, facts, sha256=hashing.sha256.hexdigest())
+        _apply_facts(image, facts, sha256=sha256)
         with transaction.atomic():
-            if refuse_duplicate and (existing := image_find_duplicate(sha256=image.sha256)):
-                raise DuplicateImageError(
-                    f"This file is already registered as image {existing.id}",
-                    details={"existing_image_id": existing.id},
-                )
+            if refuse_duplicate:
+                _refuse_duplicate(sha256)  # again: the same bytes may have been registered meanwhile
             image.save(force_insert=True)
             event_record(event_type=EventType.IMAGE_CREATED, data=_created_payload(image))
     except BaseException:
         remove_files([image.file.name, image.thumbnail.name])
         raise
     return image
+
+
+def _stream_sha256(fh: IO[bytes]) -> str:
+    fh.seek(0)
+    digest = hashlib.sha256()
+    while chunk := fh.read(CHUNK_SIZE):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _refuse_duplicate(sha256: str) -> None:
+    if existing := image_find_duplicate(sha256=sha256):
+        raise DuplicateImageError(
+            f"This file is already registered as image {existing.id}",
+            details={"existing_image_id": existing.id},
+        )
 
 
 def _apply_facts(image: Image, facts: ImageFacts, *, sha256: str) -> None:
@@ -433,11 +595,8 @@ def image_find_duplicate(*, sha256: str) -> Image | None:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file, streamed."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _stream_sha256(fh)
 
 
 # --- Optimisation ---------------------------------------------------------------------------------

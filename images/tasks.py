@@ -22,7 +22,7 @@ from django_tasks import task
 
 from core import metrics
 from core.actors import Actor, Via
-from core.errors import InvalidInputError
+from core.errors import BusyError, InvalidInputError
 from core.logging import bind_request_id, unbind_request_id
 from core.worker import WorkerStopping, stop_requested
 from images.backends.base import (
@@ -208,6 +208,13 @@ class _Run:
             )
         except InvalidInputError as exc:
             self._set(index, state=FAILED, error=f"Unusable image: {exc.message}", error_type="invalid_image")
+            return
+        except BusyError as exc:
+            if not exc.temporary:
+                self._set(index, state=FAILED, error=f"Unusable image: {exc.message}", error_type="invalid_image")
+            else:
+                # The job's result is fetched again on the next poll, and taken in then.
+                logger.warning("Generation %s slot %d: %s; retried on the next poll", g.id, index, exc.message)
             return
         except IntegrityError:
             # Another run of this generation took this slot's image in first: one image per slot.

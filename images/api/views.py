@@ -12,7 +12,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
 from core.actors import api_actor
+from core.errors import BusyError
 from images import relations, selectors, services
 from images.api import serializers as s
 from images.generation import generation_cancel, generation_create
@@ -116,6 +117,18 @@ class GenerationViewSet(ActionPolicyMixin, VersionedPaginationMixin, viewsets.Re
 
 
 # --- Images ------------------------------------------------------------------------------------
+
+class ServiceUnavailable(exceptions.APIException):
+    """503 SERVICE_UNAVAILABLE with `Retry-After` (the API's error handler turns `wait` into the header)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    error_code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, busy: BusyError) -> None:
+        super().__init__(busy.message)
+        self.wait = busy.retry_after
+        self.error_details = {**busy.details, "retry_after": busy.retry_after}
+
 
 IMAGE_BYTES = {(200, "image/png"): OpenApiTypes.BINARY, (200, "image/jpeg"): OpenApiTypes.BINARY}
 REVIEW_RESPONSES = {200: s.ImageSerializer}
@@ -218,14 +231,17 @@ class ImageViewSet(
         data = s.ImageUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
-        image = image_intake(
-            source=upload,
-            filename=upload.name or "upload",
-            source_kind=ImageSource.UPLOADED,
-            prompt=data.validated_data["prompt"],
-            actor=api_actor(request),
-            refuse_duplicate=True,
-        )
+        try:
+            image = image_intake(
+                source=upload,
+                filename=upload.name or "upload",
+                source_kind=ImageSource.UPLOADED,
+                prompt=data.validated_data["prompt"],
+                actor=api_actor(request),
+                refuse_duplicate=True,
+            )
+        except BusyError as exc:
+            raise ServiceUnavailable(exc) from None
         location = reverse("image-detail", kwargs={"pk": image.id}, request=request)
         return self._image_response(image, status.HTTP_201_CREATED, {"Location": location})
 

@@ -1,8 +1,9 @@
 """`manage.py import_images DIR`: register PNG/JPEG files (e.g. a ComfyUI output folder) as pending images.
 
 Idempotent by sha256: a file whose bytes are already in the review queue is skipped, so running it twice
-imports nothing new. Oversized files, non-images, decompression bombs and corrupt files are skipped with
-the reason; the rest are imported.
+imports nothing new, and a duplicate is found by its hash before it is decoded. Oversized files, non-images,
+decompression bombs, corrupt files and images too large to decode within IMAGE_DECODE_BUDGET_MB are skipped
+with the reason; the rest are imported.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.commands import Progress, command_actor
-from core.errors import DuplicateImageError, InvalidInputError
+from core.errors import BusyError, DuplicateImageError, InvalidInputError
 from core.text import clean_text
 from images.intake import embedded_prompt, file_sha256, image_intake
 from images.models import Image, ImageSource
@@ -81,7 +82,8 @@ class Command(BaseCommand):
                 self._skip(directory, path, f"duplicate of {exc.details['existing_image_id']}")
                 skipped += 1
                 continue
-            except InvalidInputError as exc:
+            except (InvalidInputError, BusyError) as exc:
+                # BusyError: an image too large for IMAGE_DECODE_BUDGET_MB (this process decodes nothing else).
                 self._skip(directory, path, exc.message)
                 skipped += 1
                 invalid += 1
