@@ -52,11 +52,22 @@ class CleanCharField(serializers.CharField):
 
 
 class IdField(CleanCharField):
-    """An opaque object id as given in a body or a query: one line, at most 40 characters."""
+    """An opaque object id as given in a body or a query: 1-40 of `A-Z a-z 0-9 _ -` (what every id is made of).
+
+    Anything else cannot name an object, so it is refused (400) rather than looked up and reported missing.
+    """
+
+    default_error_messages = {"invalid_id": "Not a valid id (1-40 letters, digits, '_' or '-')."}
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", ID_MAX_LENGTH)
         super().__init__(fold_newlines=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value and not _PLAIN_ID.fullmatch(value):
+            self.fail("invalid_id")
+        return value
 
 
 class IdListField(serializers.ListField):

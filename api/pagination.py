@@ -2,42 +2,88 @@
 
 from __future__ import annotations
 
+import base64
+import re
+
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
 
 MAX_PAGE_SIZE = 200
+# Digits only, and few enough to be a number a page could have (int() would also read "١٢" or " 7").
+_NUMBER_RE = re.compile(r"[0-9]{1,9}")
+INVALID_CURSOR = "Invalid cursor; follow a next or previous link."
 
 
-class PagePagination(PageNumberPagination):
-    """v1: `?page=&page_size=` → `{count, next, previous, results}`."""
+def _whole_number(value: str) -> int | None:
+    return int(value) if _NUMBER_RE.fullmatch(value) and int(value) > 0 else None
+
+
+class PageSizeMixin:
+    """`page_size` is a whole number ≥ 1 (larger than 200 reads as 200); anything else is a 400, not ignored."""
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        size = _whole_number(raw)
+        if size is None:
+            raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
+        return min(size, self.max_page_size)
+
+
+class PagePagination(PageSizeMixin, PageNumberPagination):
+    """v1: `?page=&page_size=` → `{count, next, previous, results}`."""
 
     def paginate_queryset(self, queryset, request, view=None):
         # A `page` that is not a number is the client's typo (400); a number past the end stays DRF's 404.
         number = request.query_params.get(self.page_query_param)
-        if number is not None and number not in self.last_page_strings and not (number.isdigit() and int(number)):
+        if number is not None and number not in self.last_page_strings and _whole_number(number) is None:
             raise ValidationError({self.page_query_param: ["A page number (1, 2, …) or 'last' is required."]})
         return super().paginate_queryset(queryset, request, view)
 
 
-class CursorPage(CursorPagination):
+class CursorPage(PageSizeMixin, CursorPagination):
     """v2: `?cursor=&page_size=` → `{results, next, previous}`; stable under concurrent inserts."""
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
     ordering = "-created_at"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self._model = queryset.model  # decode_cursor checks the cursor's position against its field
+        return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request):
         # A cursor is only ever copied from `next`/`previous`; a damaged one is bad input (400), not a 404.
+        encoded = request.query_params.get(self.cursor_query_param)
         try:
-            return super().decode_cursor(request)
-        except NotFound:
-            message = "Invalid cursor; follow a next or previous link."
-            raise ValidationError({self.cursor_query_param: [message]}) from None
+            # DRF's decoder skips characters that are not base64, so "%%%" would read as the first page.
+            if encoded is not None:
+                base64.b64decode(encoded.encode("ascii"), validate=True)
+            cursor = super().decode_cursor(request)
+        except (NotFound, ValueError):
+            raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]}) from None
+        if cursor is not None and cursor.position is not None and not self._position_valid(cursor.position):
+            raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]})
+        return cursor
+
+    def _position_valid(self, position: str) -> bool:
+        """Whether the position reads as a value of the ordering field (else the query would fail: a 500)."""
+        if "\x00" in position or len(position) > 200:
+            return False
+        try:
+            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+        except (AttributeError, FieldDoesNotExist):
+            return True  # not a model field (an annotation): the database compares it as given
+        try:
+            field.clean(position, None)  # the type and the field's range (an integer SQLite can hold)
+        except (DjangoValidationError, TypeError, ValueError, OverflowError):
+            return False
+        return True
 
 
 class VersionedPaginationMixin:
