@@ -18,10 +18,12 @@ from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
-from images.models import Generation, Image, ImageTransition, QuickRejectReason
+from images.intake import image_intake
+from images.models import Generation, Image, ImageSource, ImageTransition, QuickRejectReason
 from images.models import ImageStatus as S
 from images.review import UNDO_NOTE
 from publishing.review import workspace
+from tests.admin.test_browser import design
 from tests.conftest import make_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +36,8 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 REASONS = ["Blurry or soft focus", "Garbled text or lettering"]
 REVIEWER_PERMS = {"view_image", "review_image", "change_image", "delete_image", "view_generation",
                   "view_quickrejectreason", "change_quickrejectreason"}
+PROMPTS = ["Neon fox in a retro sunset", "Geometric owl sticker", "Mountain range at dusk", "Cosmic cat astronaut",
+           "Botanical line art", "Surfing skeleton"]
 # Expectations wait at most this long (ms) for the page; a working page answers in a few.
 WAIT = 10_000
 
@@ -151,12 +155,18 @@ def history(data: dict) -> list[tuple[str, str, str, str, str]]:
 
 @pytest.mark.browser
 @needs_chromium
-def test_a_reviewer_decides_a_queue_by_keyboard_alone(chromium, axe_source, live_server, roles, queue_image):
+def test_a_reviewer_decides_a_queue_by_keyboard_alone(chromium, axe_source, live_server, roles):
     from playwright.sync_api import expect
 
     make_user("alice", "reviewers", is_staff=True)
-    images = [queue_image(prompt=f"neon fox variation {n}", warnings=["DPI under 300"] if n == 1 else ())
-              for n in range(6)]
+    # Real intake (hash, thumbnail, quality report) of designs with some structure: the README's screenshot.
+    sizes = [(2400, 2880, 300), (1200, 1440, 300), (2400, 2880, 72), (600, 720, None), (2400, 2880, 300),
+             (900, 1080, 150)]
+    images = [
+        image_intake(source=design(n, width, height, dpi), filename=f"design-{n}.png",
+                     source_kind=ImageSource.UPLOADED, prompt=f"{PROMPTS[n]}, vintage t-shirt design")
+        for n, (width, height, dpi) in enumerate(sizes)
+    ]
     screenshots = os.environ.get("SCREENSHOT_DIR")
     context, page = sign_in(chromium, live_server, "alice")
     try:

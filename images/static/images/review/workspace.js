@@ -32,7 +32,7 @@
   let anchor = -1;
   let nextCursor = config.next;
   let loading = null;
-  let queue = Promise.resolve();
+  let tail = null;           // the last decision request still running, or null
   let decided = 0;
 
   // --- Tiles -----------------------------------------------------------------------------------------
@@ -268,6 +268,16 @@
     return done;
   }
 
+  // Decision requests run one at a time, in order; with none running, the request leaves at once
+  // (in this very task, before the focus moves and the page lays itself out again).
+  function enqueue(task) {
+    const started = tail ? tail.then(task) : task();
+    const mine = Promise.resolve(started).catch(() => undefined).then(() => {
+      if (tail === mine) tail = null;
+    });
+    tail = mine;
+  }
+
   function targets() {
     if (selected.size) return tiles.filter((tile) => selected.has(tile.data.id));
     return current >= 0 ? [tiles[current]] : [];
@@ -283,9 +293,7 @@
       tile.busy = true;
       setState(tile, busyLabels[action], false);
     }
-    clearSelection();
-    focusTile(nextUndecided(indexOf(ids[ids.length - 1])));
-    queue = queue.then(() => post(action, ids, reason)).then((body) => {
+    enqueue(() => post(action, ids, reason).then((body) => {
       const done = settle(action, ids, body, before);
       if (done.length) {
         undoStack.push({ action, ids: done });
@@ -295,12 +303,14 @@
       announce(labels[action] + " " + done.length + " image" + (done.length === 1 ? "" : "s") +
         (refused ? "; " + refused + " not changed" : "") + ".");
       updateCounter();
-    });
+    }));
+    clearSelection();
+    focusTile(nextUndecided(indexOf(ids[ids.length - 1])));
   }
 
   function undo() {
     if (!allowed.has("undo")) return;
-    queue = queue.then(() => {
+    enqueue(() => {
       const entry = undoStack.pop();
       if (!entry) {
         announce("Nothing to undo.");
