@@ -10,7 +10,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 
 from core.actors import Actor, Via
 from core.batch import BatchResult
@@ -33,6 +35,29 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class StatusHistoryInline(ReadOnlyInline):
+    """The status history of an object (a `core.models.StatusChange` model): who, when, from → to, how, why."""
+
+    fields = readonly_fields = ["when", "from_status", "to_status", "by", "via", "note"]
+    verbose_name = "status change"
+    verbose_name_plural = "Status history"
+    ordering = ["created_at", "id"]
+
+    @admin.display(description="When")
+    def when(self, obj: Any) -> str:
+        return date_format(localtime(obj.created_at), "Y-m-d H:i:s")
+
+    @admin.display(description="By")
+    def by(self, obj: Any) -> str:
+        return obj.actor_label
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Whoever may see the object may see its history; there is no separate history permission.
+        opts = self.parent_model._meta
+        return any(request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
+                   for action in ("view", "change"))
 
 
 def admin_actor(request: HttpRequest) -> Actor:

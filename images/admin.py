@@ -25,12 +25,28 @@ from django.utils.http import urlencode
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from core.admin_tools import REVIEW_CSS, ReadOnlyInline, admin_actor, admin_url, report_result, status_badge
+from core.admin_tools import (
+    REVIEW_CSS,
+    ReadOnlyInline,
+    StatusHistoryInline,
+    admin_actor,
+    admin_url,
+    report_result,
+    status_badge,
+)
 from core.batch import Outcome
 from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
 from images.generation import generation_cancel, generation_create
-from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition, QuickRejectReason
+from images.models import (
+    Generation,
+    GenerationStatus,
+    GenerationTransition,
+    Image,
+    ImageStatus,
+    ImageTransition,
+    QuickRejectReason,
+)
 from images.selectors import image_next_pending_id, images_filter
 from images.services import (
     DELETABLE,
@@ -439,6 +455,10 @@ def _flatten(info: dict, prefix: str = "") -> Iterable[tuple[str, str]]:
             yield label, str(value)
 
 
+class GenerationTransitionInline(StatusHistoryInline):
+    model = GenerationTransition
+
+
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
     """Generations: start one (validated like `POST generate`), follow it, review its images."""
@@ -450,6 +470,7 @@ class GenerationAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "=id", "=prompt_hash"]
     list_per_page = 50
     actions = ["cancel_generations"]
+    inlines = [GenerationTransitionInline]
     fields = readonly_fields = [
         "id", "status_column", "prompt", "negative_prompt", "style", "genre", "backend", "params", "prompt_hash",
         "success_count", "failed_count", "error", "external_jobs", "request_id", "created_by", "created_at",

@@ -12,10 +12,9 @@ from core.actors import Actor
 from core.errors import DuplicatePromptError, InvalidStateError, NotFoundError
 from core.logging import current_request_id
 from images.models import Generation, GenerationStatus
+from images.services import generation_created, generation_transition
 from images.tasks import generation_run
 from images.validation import SEED_MAX, prompt_hash
-from webhooks.models import EventType
-from webhooks.services import event_record
 
 FINISHED = frozenset({GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
 # A prompt only counts as a duplicate of a generation that did (or may still) produce images.
@@ -76,13 +75,17 @@ def generation_create(*, data: dict[str, Any], actor: Actor, request_id: str | N
             request_id=(request_id or _current_request_id())[:128],
             created_by=actor.user,
         )
+        generation_created(generation=generation, actor=actor)
         # The database task backend writes the task row in this same transaction: both or neither.
         generation_run.enqueue(generation_id=generation.id)
     return generation
 
 
 def generation_cancel(*, generation_id: str, actor: Actor) -> Generation:
-    """Cancel a queued or running generation; the worker stops its remote jobs. Refused once finished."""
+    """Cancel a queued or running generation (`generation.cancelled`); the worker stops its remote jobs.
+
+    Refused once finished.
+    """
     with transaction.atomic():
         generation = Generation.objects.select_for_update().filter(id=generation_id).first()
         if generation is None:
@@ -92,12 +95,11 @@ def generation_cancel(*, generation_id: str, actor: Actor) -> Generation:
                 f"Generation {generation_id} is already {generation.status}",
                 details={"generation_id": generation_id, "status": generation.status},
             )
-        generation.status = GenerationStatus.CANCELLED
-        generation.finished_at = timezone.now()
-        generation.error = f"Cancelled by {actor.label}"
-        generation.save(update_fields=["status", "finished_at", "error"])
-        event_record(
-            event_type=EventType.GENERATION_CANCELLED,
-            data={"generation_id": generation.id, "actor": actor.label, "via": actor.via},
+        move = generation_transition(
+            generation_id=generation_id,
+            to_status=GenerationStatus.CANCELLED,
+            actor=actor,
+            fields={"finished_at": timezone.now(), "error": f"Cancelled by {actor.label}"},
+            event_data={"actor": actor.label, "via": actor.via},
         )
-    return generation
+    return move.obj

@@ -38,6 +38,7 @@ from core.actors import Actor
 from core.errors import BusyError, DuplicateImageError, InvalidInputError, InvalidStateError, NotFoundError
 from core.text import clean_text
 from images.models import Generation, Image, ImageSource, ImageStatus
+from images.services import image_file_replaced
 from webhooks.models import EventType
 from webhooks.services import event_record
 
@@ -673,7 +674,13 @@ def image_optimize(*, image_id: str, actor: Actor, width: int = 4500, height: in
                 raise NotFoundError(f"Image {image_id} not found", details={"image_id": image_id})
             if current in NOT_OPTIMIZABLE:
                 raise InvalidStateError(f"Image {image_id}: cannot optimise an image that is {current}")
+            replaced = {"file_size": image.file_size, "sha256": image.sha256, "width": image.width,
+                        "height": image.height}
             _apply_facts(image, facts, sha256=sha256)
+            image_file_replaced(
+                image_id=image_id, actor=actor, old=replaced, note=f"optimised to {facts.width}x{facts.height}",
+                new={"file_size": image.file_size, "sha256": sha256, "width": facts.width, "height": facts.height},
+            )
             image.save(update_fields=[
                 "file", "thumbnail", "width", "height", "dpi", "format", "color_mode", "file_size",
                 "sha256", "quality", "quality_valid", "quality_warnings", "updated_at",

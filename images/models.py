@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from core import ids
-from core.actors import Via
+from core.models import StatusChange
 
 
 class GenerationStatus(models.TextChoices):
@@ -131,31 +131,30 @@ class Image(models.Model):
         return f"{self.id} ({self.status})"
 
 
-class ImageTransition(models.Model):
-    """Append-only record of one status change: who, when, from, to, why and through which door."""
+class ImageTransition(StatusChange):
+    """Append-only record of one image status change, kept after the image is deleted (a final `deleted` row).
 
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="history")
-    from_status = models.CharField(max_length=16, blank=True, default="")
-    to_status = models.CharField(max_length=16)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    Also records a replaced print file (from and to the same status, the old and new file in `details`).
+    """
+
+    # No database constraint and DO_NOTHING: the history outlives the image, whose id stays readable.
+    image = models.ForeignKey(
+        Image, on_delete=models.DO_NOTHING, db_constraint=False, related_name="history"
     )
-    # The username at the time, or "system"; kept even if the user is later deleted.
-    actor_label = models.CharField(max_length=150)
-    via = models.CharField(max_length=16, choices=Via.choices)
-    note = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
         return f"{self.image_id}: {self.from_status or '∅'} → {self.to_status} by {self.actor_label}"
 
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise ValueError("Image history is append-only")
-        super().save(*args, **kwargs)
+
+class GenerationTransition(StatusChange):
+    """Append-only record of one generation status change (queued → running → completed | failed | cancelled)."""
+
+    generation = models.ForeignKey(
+        Generation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="history"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.generation_id}: {self.from_status or '∅'} → {self.to_status} by {self.actor_label}"
 
 
 class QuickRejectReason(models.Model):

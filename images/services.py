@@ -1,13 +1,16 @@
-"""Writes to the review queue: every image status change goes through `images_transition`.
+"""Writes to the review queue and the generations' lifecycle.
 
-The API, the admin and the management commands all call these functions; none of them changes an
-image's status any other way. Each call is one transaction that updates the rows, appends the history
-and records the outbox events, set-wise (a constant number of queries for 1 or 500 images).
+Every image status change goes through `images_transition`, every generation status change through
+`generation_transition`. The API, the admin, the management commands and the worker all call these
+functions; none of them changes a status any other way. Each call is one transaction that updates the
+rows, appends the history (`core.lifecycle`) and records the outbox events, set-wise for images (a
+constant number of queries for 1 or 500 images).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,10 +18,17 @@ from django.utils import timezone
 from core import metrics
 from core.actors import Actor
 from core.batch import BatchNotAppliedError, BatchResult, Outcome, batch_event_data, unique_ids
-from core.db.bulk import insert_rows
 from core.errors import InvalidStateError, NotFoundError
+from core.lifecycle import CREATED, Lifecycle, Move
 from images import relations
-from images.models import Image, ImageStatus, ImageTransition
+from images.models import (
+    Generation,
+    GenerationStatus,
+    GenerationTransition,
+    Image,
+    ImageStatus,
+    ImageTransition,
+)
 from webhooks.models import EventType
 from webhooks.services import event_record, events_record
 
@@ -32,6 +42,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.FAILED: frozenset({S.PUBLISHING, S.PENDING}),
     S.PUBLISHED: frozenset(),
 }
+IMAGE_LIFECYCLE = Lifecycle(subject="image", model=Image, history=ImageTransition, transitions=TRANSITIONS)
+# The to-status of an image's last history row, written when it is deleted (the rows are kept).
+DELETED = "deleted"
 # Verb used in messages for a move to each status.
 ACTION_NAMES = {
     S.PENDING: "reset",
@@ -40,7 +53,7 @@ ACTION_NAMES = {
     S.PUBLISHING: "publish",
     S.PUBLISHED: "mark published",
     S.FAILED: "mark failed",
-    "deleted": "delete",
+    DELETED: "delete",
 }
 EVENTS = {S.APPROVED: EventType.IMAGE_APPROVED, S.REJECTED: EventType.IMAGE_REJECTED}
 COUNTERS = {S.APPROVED: metrics.IMAGES_APPROVED, S.REJECTED: metrics.IMAGES_REJECTED}
@@ -50,7 +63,7 @@ DELETABLE_WITH_FORCE = DELETABLE | {S.APPROVED, S.FAILED}
 
 
 def can_transition(from_status: str, to_status: str) -> bool:
-    return to_status in TRANSITIONS.get(from_status, frozenset())
+    return IMAGE_LIFECYCLE.allows(from_status, to_status)
 
 
 def _partition(
@@ -108,15 +121,7 @@ def _apply(movable: list[tuple[str, str]], *, to_status: str, actor: Actor, note
     now = timezone.now()
     label = actor.label
     Image.objects.filter(id__in=moved_ids).update(status=to_status, updated_at=now)
-    # Only the image and its previous status differ between rows; `insert_rows` converts the rest once
-    # (bulk_create's per-row instances and conversions cost more than the INSERT itself at 500 rows).
-    insert_rows(
-        ImageTransition,
-        fields=["image_id", "from_status"],
-        rows=movable,
-        constants={"to_status": to_status, "actor_id": actor.user_id,
-                   "actor_label": label, "via": actor.via, "note": note, "created_at": now},
-    )
+    IMAGE_LIFECYCLE.record(movable, to_status=to_status, actor=actor, note=note, at=now)
     if to_status in EVENTS:
         events_record(
             event_type=EVENTS[to_status],
@@ -196,7 +201,7 @@ def images_delete(
     allowed = DELETABLE_WITH_FORCE if force else DELETABLE
     with transaction.atomic():
         found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
-        result, movable = _partition(ids, found, "deleted", allowed=allowed)
+        result, movable = _partition(ids, found, DELETED, allowed=allowed)
         for entry in result.skipped:
             if not force and found[entry["image_id"]] in DELETABLE_WITH_FORCE:
                 entry["code"] = Outcome.NEEDS_FORCE
@@ -210,6 +215,8 @@ def images_delete(
         doomed = [image_id for image_id, _ in movable]
         files = list(Image.objects.filter(id__in=doomed).values_list("file", "thumbnail"))
         Image.objects.filter(id__in=doomed).delete()
+        # The history stays (its rows have no database link to the image) and ends with who deleted it.
+        IMAGE_LIFECYCLE.record(movable, to_status=DELETED, actor=actor)
         events_record(
             event_type=EventType.IMAGE_DELETED,
             payloads=[
@@ -233,3 +240,70 @@ def _remove_files(names: Iterable[str]) -> None:
     for name in names:
         if name:
             storage.delete(name)
+
+
+def image_file_replaced(
+    *, image_id: str, actor: Actor, old: Mapping[str, Any], new: Mapping[str, Any], note: str
+) -> None:
+    """Record that an image's print file was replaced (e.g. optimised): a history row with both files' facts.
+
+    Called inside the transaction that stores the new file; the status does not change.
+    """
+    status = Image.objects.values_list("status", flat=True).get(id=image_id)
+    IMAGE_LIFECYCLE.record(
+        [(image_id, status)], to_status=status, actor=actor, note=note, details={"old": dict(old), "new": dict(new)}
+    )
+
+
+# --- Generations ---------------------------------------------------------------------------------
+
+G = GenerationStatus
+# CONTRACT §3: queued → running → completed | failed | cancelled; a queued generation may be cancelled.
+GENERATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    G.QUEUED: frozenset({G.RUNNING, G.CANCELLED}),
+    G.RUNNING: frozenset({G.COMPLETED, G.FAILED, G.CANCELLED}),
+    G.COMPLETED: frozenset(),
+    G.FAILED: frozenset(),
+    G.CANCELLED: frozenset(),
+}
+GENERATION_LIFECYCLE = Lifecycle(
+    subject="generation", model=Generation, history=GenerationTransition, transitions=GENERATION_TRANSITIONS
+)
+GENERATION_EVENTS = {
+    G.RUNNING: EventType.GENERATION_STARTED,
+    G.COMPLETED: EventType.GENERATION_COMPLETED,
+    G.FAILED: EventType.GENERATION_FAILED,
+    G.CANCELLED: EventType.GENERATION_CANCELLED,
+}
+
+
+def generation_created(*, generation: Generation, actor: Actor) -> None:
+    """The first history row of a just-created (queued) generation."""
+    GENERATION_LIFECYCLE.record([(generation.id, CREATED)], to_status=generation.status, actor=actor)
+
+
+def generation_transition(
+    *,
+    generation_id: str,
+    to_status: str,
+    actor: Actor,
+    note: str = "",
+    fields: Mapping[str, Any] | None = None,
+    event_data: Mapping[str, Any] | None = None,
+) -> Move:
+    """Move a generation (row locked) along its transition table, with its history row and outbox event.
+
+    `fields` are written with the status; `event_data` is the event's data besides `generation_id`.
+    Moving to the status it already has changes only `fields` (no history, no event); a refused move
+    raises `InvalidStateError` and changes nothing.
+    """
+    with transaction.atomic():
+        move = GENERATION_LIFECYCLE.move(
+            object_id=generation_id, to_status=to_status, actor=actor, note=note, fields=fields
+        )
+        if move.moved and to_status in GENERATION_EVENTS:
+            event_record(
+                event_type=GENERATION_EVENTS[to_status],
+                data={"generation_id": generation_id, **(event_data or {})},
+            )
+    return move

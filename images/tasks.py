@@ -36,8 +36,7 @@ from images.backends.base import (
 from images.backends.registry import get_backend
 from images.intake import image_intake
 from images.models import Generation, GenerationStatus, Image, ImageSource
-from webhooks.models import EventType
-from webhooks.services import event_record
+from images.services import generation_transition
 
 logger = logging.getLogger(__name__)
 
@@ -80,21 +79,18 @@ def _run(generation: Generation) -> str:
 def _start(generation: Generation) -> bool:
     """queued → running (with event and metric); True if the generation should run now."""
     with transaction.atomic():
-        row = Generation.objects.select_for_update().get(id=generation.id)
-        if row.status == GenerationStatus.QUEUED:
-            row.status = GenerationStatus.RUNNING
-            row.started_at = timezone.now()
-            row.save(update_fields=["status", "started_at"])
-            event_record(
-                event_type=EventType.GENERATION_STARTED,
-                data={
-                    "generation_id": row.id,
-                    "backend": row.backend,
-                    "batch_size": row.batch_size,
-                    "prompt": row.prompt,
-                },
+        status = Generation.objects.select_for_update().values_list("status", flat=True).get(id=generation.id)
+        if status == GenerationStatus.QUEUED:
+            generation_transition(
+                generation_id=generation.id,
+                to_status=GenerationStatus.RUNNING,
+                actor=Actor.system(),
+                fields={"started_at": timezone.now()},
+                event_data={"backend": generation.backend, "batch_size": generation.batch_size,
+                            "prompt": generation.prompt},
             )
             transaction.on_commit(metrics.GENERATION_STARTED.inc)
+        row = Generation.objects.get(id=generation.id)
         generation.status, generation.started_at = row.status, row.started_at
         generation.external_jobs = row.external_jobs
     return generation.status == GenerationStatus.RUNNING
@@ -271,25 +267,17 @@ def _finish(generation_id: str, *, error: str, error_type: str) -> str:
         image_ids, failed = _count(generation_id)
         now = timezone.now()
         status = GenerationStatus.COMPLETED if image_ids else GenerationStatus.FAILED
-        Generation.objects.filter(id=generation_id).update(status=status, finished_at=now, error=error)
-        duration = (now - row.started_at).total_seconds() if row.started_at else 0.0
         if status == GenerationStatus.COMPLETED:
-            event_record(
-                event_type=EventType.GENERATION_COMPLETED,
-                data={
-                    "generation_id": generation_id,
-                    "image_ids": image_ids,
-                    "success_count": len(image_ids),
-                    "failed_count": failed,
-                    "error": error,
-                },
-            )
+            event_data = {"image_ids": image_ids, "success_count": len(image_ids), "failed_count": failed,
+                          "error": error}
             transaction.on_commit(metrics.GENERATION_COMPLETED.inc)
         else:
-            event_record(
-                event_type=EventType.GENERATION_FAILED,
-                data={"generation_id": generation_id, "error": error, "failed_count": failed},
-            )
+            event_data = {"error": error, "failed_count": failed}
             transaction.on_commit(metrics.GENERATION_FAILED.labels(error_type=error_type).inc)
+        generation_transition(
+            generation_id=generation_id, to_status=status, actor=Actor.system(), note=error[:1000],
+            fields={"finished_at": now, "error": error}, event_data=event_data,
+        )
+        duration = (now - row.started_at).total_seconds() if row.started_at else 0.0
         transaction.on_commit(lambda: metrics.GENERATION_DURATION.observe(duration))
     return status

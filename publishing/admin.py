@@ -12,12 +12,19 @@ from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from core.admin_tools import REVIEW_CSS, admin_actor, admin_url, report_result, status_badge
+from core.admin_tools import (
+    REVIEW_CSS,
+    StatusHistoryInline,
+    admin_actor,
+    admin_url,
+    report_result,
+    status_badge,
+)
 from core.errors import DomainError, InvalidInputError
 from images.admin import ImageAdmin, thumbnail_html
 from images.models import Image
 from publishing.forms import ProductTemplateForm, PublishForm
-from publishing.models import Product, ProductTemplate
+from publishing.models import Product, ProductTemplate, ProductTransition
 from publishing.selectors import products_of_images
 from publishing.services import (
     images_publish,
@@ -25,6 +32,7 @@ from publishing.services import (
     product_template_create,
     product_template_delete,
     product_template_update,
+    product_templates_delete,
 )
 
 
@@ -72,8 +80,12 @@ class ProductTemplateAdmin(admin.ModelAdmin):
             raise PermissionDenied(exc.message) from exc
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for template in queryset:
-            self.delete_model(request, template)
+        # All or none: a refused template leaves the others in place too.
+        try:
+            product_templates_delete(template_ids=list(queryset.values_list("pk", flat=True)),
+                                     actor=admin_actor(request))
+        except DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
 
     @admin.display(description="Variants")
     def variant_count(self, obj: ProductTemplate) -> int:
@@ -82,6 +94,10 @@ class ProductTemplateAdmin(admin.ModelAdmin):
     @admin.display(description="Price", ordering="price_cents")
     def price_column(self, obj: ProductTemplate) -> str:
         return f"{obj.price_cents / 100:.2f}"
+
+
+class ProductTransitionInline(StatusHistoryInline):
+    model = ProductTransition
 
 
 @admin.register(Product)
@@ -96,6 +112,7 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=image__id", "external_id", "title", "image__prompt"]
     list_per_page = 50
     actions = ["retry_products"]
+    inlines = [ProductTransitionInline]
     readonly_fields = fields = [
         "id", "image_link", "status_column", "platform", "template", "title", "description", "price_cents",
         "external_upload_id", "external_id", "external_link", "error", "attempts", "created_at", "updated_at",

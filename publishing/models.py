@@ -10,6 +10,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 
 from core import ids
+from core.models import StatusChange
 from images.models import Image
 
 # The limits of templates and products, declared once: the columns, the services' checks and the
@@ -153,6 +154,9 @@ class Product(models.Model):
     # Printify's id for the uploaded print file, then for the product; each stored as soon as known.
     external_upload_id = models.CharField(max_length=100, blank=True, default="")
     external_id = models.CharField(max_length=100, blank=True, default="")
+    # When the first create request for this product was sent (committed before sending). Set while
+    # `external_id` is empty, it means Printify may have made the product: look for it before creating.
+    create_requested_at = models.DateTimeField(null=True, blank=True)
     external_url = models.URLField(max_length=1000, blank=True, default="")
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
@@ -166,3 +170,14 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.platform} ({self.status})"
+
+
+class ProductTransition(StatusChange):
+    """Append-only record of one product status change (queued → uploading → created → publishing → …)."""
+
+    product = models.ForeignKey(
+        Product, on_delete=models.DO_NOTHING, db_constraint=False, related_name="history"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.from_status or '∅'} → {self.to_status} by {self.actor_label}"

@@ -2,7 +2,14 @@
 
 Progress is persisted: each external id is saved (and committed) the moment Printify returns it, and
 every step first checks whether it already has its id. A retry, or a run restarted after the worker
-died, therefore continues with the first unfinished step and never creates a second product.
+died, therefore continues with the first unfinished step.
+
+Creating the product is the one step whose repetition costs something (a second product), and its
+answer can be lost after Printify made it (a 502 from a gateway in front of it, a timeout, a dropped
+connection, a worker killed mid-request). So every product is created with a marker tag carrying the
+gateway's product id (`product_marker`), the time of the first create request is committed before it
+is sent, and whenever a create may already have happened the shop's recent products are searched for
+the marker first and the one found is adopted. Only a create known not to have happened is sent again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from django.core import signing
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from core.errors import ExternalServiceError, InvalidInputError
 from publishing import outcomes, pacing
@@ -32,6 +40,11 @@ PRINT_FILE_SALT = "publishing.print-file"
 # so a paced batch does not hold the worker while other work (generations) is queued.
 PACING_SLEEP_MAX = 2.0
 FINISHED = frozenset({ProductStatus.PUBLISHED, ProductStatus.FAILED})
+MARKER_PREFIX = "pod:"
+# How far back the shop's product list is searched for a product a lost create may have made: pages of
+# 50 products, newest first, until one older than the first create request less this much clock skew.
+ADOPT_MAX_PAGES = 20
+ADOPT_CLOCK_SKEW = timedelta(minutes=10)
 
 
 class Deferred(Exception):
@@ -85,23 +98,72 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
     try:
         if not product.external_upload_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
-            outcomes.product_progress(product=product, status=ProductStatus.UPLOADING)
+            outcomes.product_transition(product=product, to_status=ProductStatus.UPLOADING)
             upload = client.image_upload(**_upload_source(product))
             outcomes.product_progress(product=product, external_upload_id=_answer_id(upload, "upload"))
         if not product.external_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
-            created = client.product_create(product=_product_body(product, template))
-            external_id = _answer_id(created, "product creation")
-            outcomes.product_progress(
-                product=product, status=ProductStatus.CREATED, external_id=external_id,
+            external_id, adopted = _create_once(client, product, template)
+            outcomes.product_transition(
+                product=product, to_status=ProductStatus.CREATED, external_id=external_id,
+                note=f"adopted {external_id}, found by its marker" if adopted else "",
                 external_url=settings.PRINTIFY_PRODUCT_URL.format(product_id=external_id, shop_id=client.shop_id),
             )
         _pace(product, publish=True, prepaid=prepaid)
-        outcomes.product_progress(product=product, status=ProductStatus.PUBLISHING)
+        outcomes.product_transition(product=product, to_status=ProductStatus.PUBLISHING)
+        # Repeatable: publishing again only repeats the same listing (`core.retry`).
         client.product_publish(product_id=product.external_id)
     finally:
         client.close()
     outcomes.product_mark_published(product=product)
+
+
+def product_marker(product: Product) -> str:
+    """The tag every Printify product is created with: how a product whose create answer was lost is found."""
+    return MARKER_PREFIX + product.id
+
+
+def _create_once(client: PrintifyClient, product: Product, template: ProductTemplate) -> tuple[str, bool]:
+    """The product's Printify id, created at most once; (id, whether an existing product was adopted).
+
+    Before any create that may repeat an earlier one (a create was requested before and its id never
+    stored), the shop is searched for the marker. A create answered 5xx, timed out or cut off is
+    followed by a search, never by a blind re-send; only when the search finds nothing is it sent again,
+    at most `PRINTIFY_RETRIES` times.
+    """
+    if product.create_requested_at is not None and (found := _find_by_marker(client, product)):
+        return found, True
+    body = _product_body(product, template)
+    tries, attempt = settings.PRINTIFY_RETRIES + 1, 0
+    while True:
+        attempt += 1
+        if product.create_requested_at is None:
+            outcomes.product_progress(product=product, create_requested_at=timezone.now())
+        try:
+            return _answer_id(client.product_create(product=body), "product creation"), False
+        except PrintifyError as exc:
+            if not exc.unclear:
+                raise
+            logger.warning("Product %s: create outcome unclear (%s); looking for it", product.id, exc.message)
+            time.sleep(min(settings.PRINTIFY_BACKOFF_SECONDS * 2 ** (attempt - 1), 30))
+            if found := _find_by_marker(client, product):
+                return found, True
+            if attempt == tries:
+                raise PrintifyError(f"{exc.message}; no product with marker {product_marker(product)} was found"
+                                    f" after {tries} tries") from exc
+
+
+def _find_by_marker(client: PrintifyClient, product: Product) -> str | None:
+    """The id of the shop's product carrying this product's marker, searching newest first; None if none."""
+    marker = product_marker(product)
+    since = product.create_requested_at - ADOPT_CLOCK_SKEW if product.create_requested_at else None
+    for remote in client.products_recent(max_pages=ADOPT_MAX_PAGES):
+        if marker in (remote.get("tags") or []) and remote.get("id"):
+            return str(remote["id"])
+        created = parse_datetime(str(remote.get("created_at") or "").replace(" ", "T", 1))
+        if since is not None and created is not None and created < since:
+            return None
+    return None
 
 
 def _answer_id(answer: Any, step: str) -> str:
@@ -149,7 +211,7 @@ def _product_body(product: Product, template: ProductTemplate) -> dict[str, Any]
     return {
         "title": product.title,
         "description": product.description,
-        "tags": list(product.tags),
+        "tags": [*product.tags, product_marker(product)],
         "blueprint_id": template.blueprint_id,
         "print_provider_id": template.print_provider_id,
         "variants": [{"id": v, "price": product.price_cents or template.price_cents, "is_enabled": True}

@@ -31,6 +31,7 @@ from publishing.models import (
     ProductStatus,
     ProductTemplate,
 )
+from publishing.outcomes import PRODUCT_LIFECYCLE, product_transition, products_created, products_record
 from publishing.tasks import product_pipeline
 
 TEMPLATE_FIELDS = frozenset(
@@ -189,16 +190,35 @@ def product_template_update(*, template_id: str, data: dict[str, Any], actor: Ac
     return template
 
 
-@transaction.atomic
 def product_template_delete(*, template_id: str, actor: Actor) -> None:
     """Delete a template; refused while a product using it is still being published."""
-    template = ProductTemplate.objects.select_for_update().filter(id=template_id).first()
-    if template is None:
+    if not ProductTemplate.objects.filter(id=template_id).exists():
         raise NotFoundError(f"Product template {template_id} not found")
-    busy = template.products.exclude(status__in=[ProductStatus.PUBLISHED, ProductStatus.FAILED]).exists()
+    product_templates_delete(template_ids=[template_id], actor=actor)
+
+
+@transaction.atomic
+def product_templates_delete(*, template_ids: Iterable[str], actor: Actor) -> int:
+    """Delete templates all together or not at all: refused (nothing deleted) while any is in use by a
+    product being published. Returns how many were deleted."""
+    ids = list(dict.fromkeys(template_ids))
+    templates = ProductTemplate.objects.select_for_update().filter(id__in=ids)
+    locked = list(templates.values_list("id", flat=True))
+    busy = sorted(set(
+        Product.objects.filter(template_id__in=locked)
+        .exclude(status__in=[ProductStatus.PUBLISHED, ProductStatus.FAILED])
+        .values_list("template_id", flat=True)
+    ))
     if busy:
-        raise InvalidStateError(f"Template {template_id} is in use by products being published")
-    template.delete()
+        names = ", ".join(busy)
+        raise InvalidStateError(
+            f"Template {names} is in use by products being published; no template was deleted"
+            if len(busy) == 1 else
+            f"Templates {names} are in use by products being published; no template was deleted",
+            details={"template_ids": busy},
+        )
+    ProductTemplate.objects.filter(id__in=locked).delete()
+    return len(locked)
 
 
 # --- Starting publication ------------------------------------------------------------------------
@@ -226,7 +246,7 @@ def images_publish(
             atomic=atomic,
             batch_action=batch_action,
         )
-        _products_start(image_ids=result.successful, template=template)
+        _products_start(image_ids=result.successful, template=template, actor=actor)
     return result
 
 
@@ -247,7 +267,7 @@ def image_publish(
             image_ids=[image_id], to_status=ImageStatus.PUBLISHING, actor=actor, note=f"template {template.name}"
         )
         raise_for_single(result, image_id)
-        (product,) = _products_start(image_ids=[image_id], template=template, overrides=overrides)
+        (product,) = _products_start(image_ids=[image_id], template=template, actor=actor, overrides=overrides)
     return product
 
 
@@ -281,9 +301,10 @@ def _overrides(*, title: str | None, description: str | None, price_cents: int |
 
 
 def _products_start(
-    *, image_ids: list[str], template: ProductTemplate, overrides: dict[str, Any] | None = None
+    *, image_ids: list[str], template: ProductTemplate, actor: Actor, overrides: dict[str, Any] | None = None
 ) -> list[Product]:
-    """Create or reuse the products of images just moved to publishing, and enqueue their pipelines."""
+    """Create or reuse (failed → queued) the products of images just moved to publishing, with their
+    history rows, and enqueue their pipelines."""
     if not image_ids:
         return []
     images = Image.objects.filter(id__in=image_ids).select_related("generation").only(
@@ -292,6 +313,7 @@ def _products_start(
     existing = {p.image_id: p for p in Product.objects.select_for_update().filter(image_id__in=image_ids)}
     shop_id = str(settings.PRINTIFY_SHOP_ID) if template.platform == Platform.PRINTIFY else ""
     new, reused = [], []
+    previous: dict[str, str] = {}
     for image in images:
         style = image.generation.style if image.generation_id else ""
         title, description = render_listing(template=template, prompt=image.prompt, style=style)
@@ -308,18 +330,24 @@ def _products_start(
             **(overrides or {}),
         }
         product = existing.get(image.id)
+        if product is not None:
+            previous[product.id] = product.status
         if product is None:
             new.append(Product(image_id=image.id, **values))
             continue
         # A retry continues where the last run stopped, unless what it made no longer fits.
         if product.template_id != template.id or product.platform != template.platform or product.shop_id != shop_id:
             product.external_id = product.external_url = ""
+            product.create_requested_at = None
         if product.platform != template.platform:
             product.external_upload_id = ""
         for key, value in values.items():
             setattr(product, key, value)
         product.updated_at = timezone.now()  # bulk_update does not apply auto_now
         reused.append(product)
+    refused = [p for p in reused if not PRODUCT_LIFECYCLE.allows(previous[p.id], ProductStatus.QUEUED)]
+    if refused:
+        raise PRODUCT_LIFECYCLE.refusal(refused[0].id, previous[refused[0].id], ProductStatus.QUEUED)
     Product.objects.bulk_create(new)
     products = new + reused
     for product in products:
@@ -329,8 +357,11 @@ def _products_start(
     Product.objects.bulk_update(
         products,
         ["template", "platform", "status", "title", "description", "price_cents", "tags", "shop_id", "error",
-         "external_id", "external_url", "external_upload_id", "task_id", "updated_at"],
+         "external_id", "external_url", "external_upload_id", "create_requested_at", "task_id", "updated_at"],
     )
+    note = f"template {template.name}"
+    products_created(new, actor=actor, note=note)
+    products_record([(p.id, previous[p.id]) for p in reused], to_status=ProductStatus.QUEUED, actor=actor, note=note)
     order = {image_id: n for n, image_id in enumerate(image_ids)}
     return sorted(products, key=lambda p: order[p.image_id])
 
@@ -352,8 +383,7 @@ def product_retry(*, product_id: str, actor: Actor) -> Product:
         if not result.successful:
             reason = (result.skipped or result.failed)[0].get("reason", "cannot publish")
             raise InvalidStateError(f"Image {product.image_id}: {reason}", details={"image_id": product.image_id})
-        product.status = ProductStatus.QUEUED
-        product.error = ""
-        product.task_id = str(product_pipeline.enqueue(product_id=product.id).id)
-        product.save(update_fields=["status", "error", "task_id", "updated_at"])
+        task_id = str(product_pipeline.enqueue(product_id=product.id).id)
+        product_transition(product=product, to_status=ProductStatus.QUEUED, actor=actor, note="retry", error="",
+                           task_id=task_id)
     return product

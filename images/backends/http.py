@@ -1,4 +1,4 @@
-"""HTTP sessions for backend clients: explicit timeouts and one retry policy (urllib3 Retry)."""
+"""HTTP sessions for backend clients: explicit timeouts and the gateway's one retry policy (`core.retry`)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ from typing import Any
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util.retry import Retry
 
+from core import retry
 from images.backends.base import BackendError, TransientBackendError
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-# Answers that say the request was not taken on: the only ones after which a job submission is re-sent.
-# After a 500/502/504 the job may exist remotely, and sending it again could pay for it twice.
-NOT_ACCEPTED_STATUSES = (429, 503)
 USER_AGENT = "POD-Gateway/1.0"
 
 
@@ -25,31 +20,20 @@ class BackendSession(requests.Session):
     idempotent: bool = True
 
     @property
-    def transient_statuses(self) -> tuple[int, ...]:
-        return RETRY_STATUSES if self.idempotent else NOT_ACCEPTED_STATUSES
+    def transient_statuses(self) -> frozenset[int]:
+        return retry.retry_statuses(repeatable=self.idempotent)
 
 
 def session(*, idempotent: bool) -> BackendSession:
-    """A Session retrying connection errors, 429 and 5xx with backoff, honouring Retry-After.
+    """A Session retrying as `core.retry` declares for repeatable (`idempotent`) or creating calls.
 
-    Read errors and 500/502/504 (the request may have arrived) are retried only for idempotent
-    calls, so a job submission whose answer was lost is not sent (and paid for) twice.
+    A job submission whose answer was lost, or that answered 5xx, is not sent (and paid for) twice.
     """
-    retries = settings.HTTP_RETRIES
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries if idempotent else 0,
-        status=retries,
-        backoff_factor=settings.HTTP_RETRY_BACKOFF_SECONDS,
-        backoff_max=30,
-        status_forcelist=RETRY_STATUSES if idempotent else NOT_ACCEPTED_STATUSES,
-        allowed_methods=frozenset({"GET", "POST", "DELETE"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
+    policy = retry.retry_policy(
+        repeatable=idempotent, total=settings.HTTP_RETRIES, backoff=settings.HTTP_RETRY_BACKOFF_SECONDS,
     )
     s = BackendSession()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = HTTPAdapter(max_retries=policy)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
@@ -74,7 +58,7 @@ def request(
     try:
         response = s.request(method, url, headers=headers, **kwargs)
     except (requests.ConnectionError, requests.Timeout) as exc:
-        if s.idempotent or _never_sent(exc):
+        if s.idempotent or retry.never_sent(exc):
             raise TransientBackendError(f"{service} is unreachable: {type(exc).__name__}") from exc
         raise BackendError(
             f"{service} did not answer ({type(exc).__name__}); the request may have been taken on, so it is"
@@ -86,20 +70,18 @@ def request(
         raise TransientBackendError(
             f"{service} answered {response.status_code} after retries", details={"status_code": response.status_code}
         )
+    if not s.idempotent and retry.outcome_unclear(status=response.status_code):
+        raise BackendError(
+            f"{service} answered {response.status_code}; the request may have been taken on, so it is not sent"
+            " again",
+            details={"status_code": response.status_code},
+        )
     if response.status_code >= 400:
         raise BackendError(
             f"{service} refused the request ({response.status_code}): {response.text[:300]}",
             details={"status_code": response.status_code},
         )
     return response
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection was never made, so the server cannot have seen the request."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def json_body(response: requests.Response, *, service: str) -> dict[str, Any]:

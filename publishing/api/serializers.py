@@ -27,6 +27,7 @@ from publishing.models import (
     Product,
     ProductStatus,
     ProductTemplate,
+    ProductTransition,
 )
 from publishing.services import product_template_validate
 
@@ -46,18 +47,29 @@ class ProductFilterSerializer(serializers.Serializer):
     image = IdField(required=False)
 
 
+class ProductHistoryEntrySerializer(serializers.ModelSerializer):
+    """One recorded status change of a product."""
+
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = ProductTransition
+        fields = ["from_status", "to_status", "actor", "via", "note", "created_at"]
+
+
 class ProductSerializer(serializers.ModelSerializer):
     """A product: where one design is (being) published, with its external ids as they are learnt."""
 
     image = serializers.CharField(source="image_id", read_only=True)
     template = serializers.CharField(source="template_id", read_only=True, allow_null=True)
+    history = ProductHistoryEntrySerializer(many=True, read_only=True)
 
     class Meta:
         model = Product
         fields = [
             "id", "image", "status", "platform", "template", "title", "description", "price_cents", "tags",
-            "external_upload_id", "external_id", "external_url", "error", "attempts", "created_at", "updated_at",
-            "published_at",
+            "external_upload_id", "external_id", "external_url", "error", "attempts", "history", "created_at",
+            "updated_at", "published_at",
         ]
         read_only_fields = fields
 

@@ -33,7 +33,7 @@ class ProductViewSet(ActionPolicyMixin, VersionedPaginationMixin, viewsets.ReadO
                           "retry": PUBLISH}
 
     def get_queryset(self) -> QuerySet[Product]:
-        queryset = Product.objects.all()
+        queryset = Product.objects.prefetch_related("history")
         if self.action != "list":
             return queryset
         params = s.ProductFilterSerializer(data=self.request.query_params)

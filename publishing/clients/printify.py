@@ -1,56 +1,57 @@
 """A small Printify REST client (https://developers.printify.com) over `requests`.
 
-Retries live here and only here: a urllib3 `Retry` mounted on the session re-sends a request after
-429 (honouring `Retry-After`) and 5xx with exponential backoff and jitter. Any other 4xx is a
-permanent refusal and surfaces Printify's own message in `PrintifyError`.
+Retries follow the gateway's one policy (`core.retry`): reads, uploads and publishes are repeatable
+and re-sent after 429 (honouring `Retry-After`), 5xx, timeouts and dropped connections, with
+exponential backoff and jitter. Creating a product is not: it is re-sent only after 429 or a
+connection that was never made. When its outcome is unclear (5xx, timeout, dropped connection) the
+error says so (`PrintifyError.unclear`) and the pipeline looks for the product before trying again.
+Any other 4xx is a permanent refusal and surfaces Printify's own message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from core import retry
 from core.errors import ExternalServiceError
 
 USER_AGENT = "POD-Gateway/1.0 (+printify-client)"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Printify's largest page of a product list.
+PRODUCTS_PAGE_MAX = 50
 
 
 class PrintifyError(ExternalServiceError):
-    """Printify refused or failed a request. `retryable` is False for a permanent 4xx refusal."""
+    """Printify refused or failed a request.
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+    `retryable` is False for a permanent 4xx refusal; `unclear` is True when a request that creates
+    something may nevertheless have been processed (5xx, timeout, dropped connection).
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retryable: bool = True, unclear: bool = False
+    ) -> None:
         super().__init__(message, details={"platform": "printify", "status": status})
         self.status_code = status
         self.retryable = retryable
+        self.unclear = unclear
 
 
-def _retry(*, read_retries: bool) -> Retry:
-    total = settings.PRINTIFY_RETRIES
-    return Retry(
-        total=total,
-        connect=total,
-        # A read error means the request may have been processed; see `PrintifyClient.__init__`.
-        read=total if read_retries else 0,
-        status=total,
-        other=0,
-        status_forcelist=RETRY_STATUSES,
-        # POST is re-sent too. Safe for uploads (an unused upload is harmless) and for publish
-        # (re-publishing a product only repeats the same request). Across task runs, every step's
-        # external id is stored as soon as Printify returns it and checked before a step is re-sent,
-        # so a resumed pipeline never repeats a step that is known to have succeeded.
-        allowed_methods=frozenset({"GET", "POST"}),
-        respect_retry_after_header=True,
+def _session(*, repeatable: bool, base_url: str) -> requests.Session:
+    session = requests.Session()
+    policy = retry.retry_policy(
+        repeatable=repeatable,
+        total=settings.PRINTIFY_RETRIES,
+        backoff=settings.PRINTIFY_BACKOFF_SECONDS,
+        backoff_max=settings.PRINTIFY_BACKOFF_SECONDS * 32,
         retry_after_max=settings.PRINTIFY_RETRY_AFTER_MAX,
-        backoff_factor=settings.PRINTIFY_BACKOFF_SECONDS,
-        backoff_max=max(settings.PRINTIFY_BACKOFF_SECONDS * 32, 0.1),
-        backoff_jitter=settings.PRINTIFY_BACKOFF_SECONDS,
-        raise_on_status=False,
     )
+    session.mount(base_url + "/", HTTPAdapter(max_retries=policy))
+    return session
 
 
 class PrintifyClient:
@@ -71,19 +72,16 @@ class PrintifyClient:
         timeout = settings.PRINTIFY_TIMEOUT_SECONDS if timeout is None else timeout
         # (connect, read): a refused connection fails fast; a big upload gets the whole read budget.
         self.timeout = (min(timeout, 10.0), timeout)
-        self.session = requests.Session()
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self.api_key:
-            self.session.headers["Authorization"] = f"Bearer {self.api_key}"
+            headers["Authorization"] = f"Bearer {self.api_key}"
         if request_id:
-            self.session.headers["X-Request-ID"] = request_id
-        self.session.mount(self.base_url + "/", HTTPAdapter(max_retries=_retry(read_retries=True)))
-        # Creating a product is the one call whose repetition costs something (a second product).
-        # If the connection drops after it was sent, Printify may already have created it, so that
-        # one request is not re-sent automatically; the product fails with a message saying so.
-        if self.shop_id:
-            create_url = f"{self.base_url}/shops/{self.shop_id}/products.json"
-            self.session.mount(create_url, HTTPAdapter(max_retries=_retry(read_retries=False)))
+            headers["X-Request-ID"] = request_id
+        # One session per kind of request (`core.retry`): repeatable ones, and the product create.
+        self.session = _session(repeatable=True, base_url=self.base_url)
+        self.create_session = _session(repeatable=False, base_url=self.base_url)
+        for session in (self.session, self.create_session):
+            session.headers.update(headers)
 
     @classmethod
     def from_settings(cls, *, request_id: str | None = None) -> PrintifyClient:
@@ -94,6 +92,7 @@ class PrintifyClient:
 
     def close(self) -> None:
         self.session.close()
+        self.create_session.close()
 
     def _require_shop(self) -> str:
         if not self.shop_id:
@@ -101,29 +100,39 @@ class PrintifyClient:
                                 retryable=False)
         return self.shop_id
 
-    def request(self, method: str, path: str, *, json: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, *, json: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+        repeatable: bool = True,
+    ) -> Any:
         url = f"{self.base_url}/{path.lstrip('/')}"
+        session = self.session if repeatable else self.create_session
         try:
-            response = self.session.request(method, url, json=json, timeout=self.timeout)
+            response = session.request(method, url, json=json, params=params, timeout=self.timeout)
         except requests.exceptions.RetryError as exc:
             raise PrintifyError(f"Printify {method} {path}: still failing after retries ({exc})") from exc
         except requests.exceptions.Timeout as exc:
-            raise PrintifyError(f"Printify {method} {path}: timed out") from exc
+            unclear = not repeatable and retry.outcome_unclear(exc=exc)
+            raise PrintifyError(f"Printify {method} {path}: timed out", unclear=unclear) from exc
         except requests.exceptions.ConnectionError as exc:
-            raise PrintifyError(f"Printify {method} {path}: connection failed ({_reason(exc)})") from exc
+            unclear = not repeatable and retry.outcome_unclear(exc=exc)
+            raise PrintifyError(f"Printify {method} {path}: connection failed ({_reason(exc)})",
+                                unclear=unclear) from exc
         if response.status_code >= 400:
             message = _error_message(response)
+            status = response.status_code
             raise PrintifyError(
-                f"Printify {method} {path} answered {response.status_code}: {message}",
-                status=response.status_code,
-                retryable=response.status_code in RETRY_STATUSES,
+                f"Printify {method} {path} answered {status}: {message}",
+                status=status,
+                retryable=status in retry.RETRY_STATUSES,
+                unclear=not repeatable and retry.outcome_unclear(status=status),
             )
         if not response.content:
             return {}
         try:
             return response.json()
         except ValueError as exc:
-            raise PrintifyError(f"Printify {method} {path}: the answer is not JSON") from exc
+            # The request was processed (2xx) but its answer is unreadable: as unclear as a lost answer.
+            raise PrintifyError(f"Printify {method} {path}: the answer is not JSON", unclear=not repeatable) from exc
 
     # --- Endpoints ---------------------------------------------------------------------------------
 
@@ -151,7 +160,25 @@ class PrintifyClient:
         return self.request("POST", "uploads/images.json", json=body)
 
     def product_create(self, *, product: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"shops/{self._require_shop()}/products.json", json=product)
+        """Create a product; never re-sent after an unclear outcome (see `PrintifyError.unclear`)."""
+        return self.request("POST", f"shops/{self._require_shop()}/products.json", json=product, repeatable=False)
+
+    def products_page(self, *, page: int = 1, limit: int = PRODUCTS_PAGE_MAX) -> dict[str, Any]:
+        """One page of the shop's products, newest first: `{current_page, last_page, data[…]}`."""
+        return self.request("GET", f"shops/{self._require_shop()}/products.json",
+                            params={"page": int(page), "limit": int(limit)})
+
+    def products_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
+        """The shop's products, newest first, page after page (at most `max_pages` pages)."""
+        for page in range(1, max_pages + 1):
+            answer = self.products_page(page=page)
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, list):
+                raise PrintifyError("Printify answered the product list without its data")
+            yield from (item for item in data if isinstance(item, dict))
+            last = answer.get("last_page")
+            if not data or not isinstance(last, int) or page >= last:
+                return
 
     def product_publish(self, *, product_id: str) -> dict[str, Any]:
         body = {field: True for field in ("title", "description", "images", "variants", "tags",

@@ -21,6 +21,7 @@ from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 from rest_framework.authtoken.models import Token
 
+from core.db.bulk import insert_rows
 from images.models import Generation, Image, ImageStatus, ImageTransition
 
 pytestmark = pytest.mark.django_db
@@ -153,10 +154,12 @@ def test_reject_command_records_the_reason_and_keeps_the_file(pending):
 
 
 def test_prune_removes_only_long_rejected_images(make_image, django_capture_on_commit_callbacks):
-    old, recent, old_pending = make_image(), make_image(), make_image()
-    run("reject", old.id, recent.id)
+    old, recent, old_pending = make_image(status=ImageStatus.REJECTED), make_image(), make_image()
+    run("reject", recent.id)
     long_ago = timezone.now() - timedelta(days=31)
-    ImageTransition.objects.filter(image=old).update(created_at=long_ago)
+    # History is append-only (even in the database): the old rejection is written as it would have been then.
+    insert_rows(ImageTransition, fields=["image_id", "from_status"], rows=[(old.id, "pending")],
+                constants={"to_status": "rejected", "actor_label": "system", "via": "command", "created_at": long_ago})
     Image.objects.filter(id__in=[old.id, old_pending.id]).update(updated_at=long_ago)
     old_files = [Path(old.file.path)]
 

@@ -44,7 +44,7 @@ def test_happy_path_uploads_creates_and_publishes(printify, hoodie, approved, ac
     remote = printify.products[product.external_id]
     assert remote["published"] is True
     assert remote["title"] == "retro sunset cat hoodie"
-    assert remote["tags"] == ["hoodie", "ai-art"]
+    assert remote["tags"] == ["hoodie", "ai-art", f"pod:{product.id}"]  # the template's, and the marker
     assert remote["variants"] == [{"id": 32918, "price": 3499, "is_enabled": True},
                                   {"id": 32919, "price": 3499, "is_enabled": True}]
     placeholder = remote["print_areas"][0]["placeholders"][0]
@@ -72,16 +72,17 @@ def test_overrides_title_description_and_price(printify, hoodie, approved, actor
     assert {v["price"] for v in remote["variants"]} == {4200}
 
 
-def test_429_and_500_are_retried_honouring_retry_after(printify, hoodie, approved, actor):
+def test_429_and_5xx_are_retried_but_a_create_only_after_looking_for_it(printify, hoodie, approved, actor):
     (image,) = approved()
     printify.inject("upload", Fault(status=429, headers={"Retry-After": "1"}))
+    # Refused before anything was made: each is followed by a search of the shop, then sent again.
     printify.inject("create", Fault(status=500), Fault(status=503))
     printify.inject("publish", Fault(drop=True))
     product = image_publish(image_id=image.id, actor=actor)
     run_worker()
     product.refresh_from_db()
     assert product.status == ProductStatus.PUBLISHED, product.error
-    assert dict(printify.calls) == {"upload": 2, "create": 3, "publish": 2}
+    assert dict(printify.calls) == {"upload": 2, "create": 3, "list": 2, "publish": 2}
     assert len(printify.products) == 1
 
 

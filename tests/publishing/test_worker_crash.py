@@ -1,4 +1,4 @@
-"""A worker killed between create and publish: the next worker resumes, and there is one product."""
+"""A worker killed during any publishing step: the next worker resumes, with one upload, product and publish."""
 
 from __future__ import annotations
 
@@ -75,3 +75,44 @@ def test_worker_killed_between_create_and_publish_resumes_with_one_product(
     assert printify.calls["publish"] == 2  # the dropped one, and the resumed one
     assert len(printify.products) == 1 and printify.products[product.external_id]["published"] is True
     assert product.attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("step", "after"), [("upload", False), ("create", True)], ids=["upload", "create-made"])
+def test_worker_killed_mid_step_resumes_with_one_upload_product_and_publish(
+    printify, hoodie, approved, settings, tmp_path, step, after
+):
+    """Killed while Printify holds the step's request — for the create, after Printify made the product."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        arrived.set()
+        release.wait(30)
+
+    printify.inject(step, Fault(hook=hold, drop=True, after=after))
+    (image,) = approved()
+    product = image_publish(image_id=image.id, actor=Actor(None, Via.COMMAND))
+
+    first = start_worker(printify.url, tmp_path, "first")
+    try:
+        assert arrived.wait(60), f"the worker never reached the {step} step\n" + first.output()[-3000:]
+        first.signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        release.set()
+        first.stop()
+    product.refresh_from_db()
+    assert product.status == ProductStatus.UPLOADING and not product.external_id
+
+    second = start_worker(printify.url, tmp_path, "second")
+    try:
+        finished = wait_for(lambda: Product.objects.get(id=product.id).status in {"published", "failed"}, 60)
+    finally:
+        second.stop()
+    product.refresh_from_db()
+    assert finished and product.status == ProductStatus.PUBLISHED, (product.error, second.output()[-3000:])
+    assert len(printify.uploads) == 1 and product.external_upload_id in printify.uploads
+    assert len(printify.products) == 1 and product.external_id in printify.products
+    assert printify.products[product.external_id]["publish_count"] == 1
+    assert printify.calls["create"] == 1  # the product made before the kill was found, not made again
+    assert printify.calls["upload"] == (2 if step == "upload" else 1)

@@ -1,10 +1,12 @@
 """A Printify API stand-in: a real threaded HTTP server on 127.0.0.1 speaking Printify's v1 JSON.
 
-Implements shops, uploads, product create/publish and the catalog (blueprints, providers, variants),
-validates requests as Printify does (auth, User-Agent, missing fields, unknown blueprint/provider/
-variant/upload → 400 with Printify's error body) and can inject faults per route: a status with
-headers (429 + Retry-After, 500), a delay longer than the client's timeout, a dropped connection, or
-a hook that runs before the answer (to kill a worker mid-request). Every call is counted by route.
+Implements shops, uploads, product create/list/publish and the catalog (blueprints, providers,
+variants), validates requests as Printify does (auth, User-Agent, missing fields, unknown blueprint/
+provider/variant/upload → 400 with Printify's error body) and can inject faults per route: a status
+with headers (429 + Retry-After, 500), a delay longer than the client's timeout, a dropped connection,
+or a hook that runs before the answer (to kill a worker mid-request). A fault with `after=True` strikes
+once the request has been carried out — the product is made, the publish done — as when a gateway in
+front of Printify answers 502, or the answer is lost. Every call is counted by route.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.servers import StandInServer
 
@@ -72,6 +75,7 @@ ROUTES = [
     ("GET", re.compile(r"^/v1/catalog/blueprints/(?P<bp>\d+)/print_providers\.json$"), "providers"),
     ("GET", re.compile(r"^/v1/catalog/blueprints/(?P<bp>\d+)/print_providers/(?P<pp>\d+)/variants\.json$"), "variants"),
     ("POST", re.compile(r"^/v1/shops/(?P<shop>\d+)/products\.json$"), "create"),
+    ("GET", re.compile(r"^/v1/shops/(?P<shop>\d+)/products\.json$"), "list"),
     ("POST", re.compile(r"^/v1/shops/(?P<shop>\d+)/products/(?P<pid>\w+)/publish\.json$"), "publish"),
 ]
 
@@ -84,6 +88,8 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     hook: Callable[[], None] | None = None
+    # Carry the request out first, then answer with the fault (or drop the connection).
+    after: bool = False
 
 
 class ApiError(Exception):
@@ -153,34 +159,48 @@ class PrintifyStandIn:
         with self.lock:
             self.calls[name] += 1
             fault = self.faults[name].popleft() if self.faults[name] else None
-        if fault is not None:
-            if fault.hook:
-                fault.hook()
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop:
-                handler.close_connection = True
-                handler.connection.close()
-                return
-            if fault.status:
-                body = fault.body or {"status": "error", "code": fault.status, "message": f"Injected {fault.status}"}
-                return self._send(handler, fault.status, body, fault.headers)
+        if fault is not None and not fault.after and self._strike(handler, fault):
+            return
         try:
-            if handler.headers.get("Authorization") != f"Bearer {API_KEY}":
-                raise ApiError(401, "Unauthenticated.", code=401)
-            if not handler.headers.get("User-Agent"):
-                raise ApiError(400, "User-Agent header is required.", code=400)
-            body = json.loads(raw or b"{}") if method == "POST" else {}
-            if not isinstance(body, dict):
-                raise ApiError(400, "Validation failed.", "The request body must be a JSON object")
-            with self.lock:
-                self.requests.append((name, body))
-            status, answer = getattr(self, f"_{name}")(body, **match.groupdict())
+            status, answer = self._answer(handler, method, name, match, raw)
         except json.JSONDecodeError:
             status, answer = 400, {"status": "error", "code": 400, "message": "Malformed JSON"}
         except ApiError as exc:
             status, answer = exc.status, exc.body
+        if fault is not None and fault.after and self._strike(handler, fault):
+            return
         self._send(handler, status, answer)
+
+    def _strike(self, handler: BaseHTTPRequestHandler, fault: Fault) -> bool:
+        """Apply a fault; True when it answered (or dropped) instead of the real answer."""
+        if fault.hook:
+            fault.hook()
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.drop:
+            handler.close_connection = True
+            handler.connection.close()
+            return True
+        if fault.status:
+            body = fault.body or {"status": "error", "code": fault.status, "message": f"Injected {fault.status}"}
+            self._send(handler, fault.status, body, fault.headers)
+            return True
+        return False
+
+    def _answer(self, handler: BaseHTTPRequestHandler, method: str, name: str, match: re.Match, raw: bytes
+                ) -> tuple[int, Any]:
+        if handler.headers.get("Authorization") != f"Bearer {API_KEY}":
+            raise ApiError(401, "Unauthenticated.", code=401)
+        if not handler.headers.get("User-Agent"):
+            raise ApiError(400, "User-Agent header is required.", code=400)
+        body = json.loads(raw or b"{}") if method == "POST" else {}
+        if not isinstance(body, dict):
+            raise ApiError(400, "Validation failed.", "The request body must be a JSON object")
+        if method == "GET":
+            body = {key: values[-1] for key, values in parse_qs(urlsplit(handler.path).query).items()}
+        with self.lock:
+            self.requests.append((name, body))
+        return getattr(self, f"_{name}")(body, **match.groupdict())
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict | None = None) -> None:
         data = json.dumps(body).encode()
@@ -291,6 +311,24 @@ class PrintifyStandIn:
         with self.lock:
             self.products[product_id] = product
         return 200, product
+
+    def _list(self, body: dict, shop: str) -> tuple[int, Any]:
+        """Printify's paginated product list, newest first (`limit` at most 50)."""
+        if int(shop) != SHOP_ID:
+            raise ApiError(404, "Shop not found.", code=8200)
+        try:
+            page, limit = int(body.get("page", 1)), int(body.get("limit", 10))
+        except ValueError:
+            raise ApiError(400, "Validation failed.", "page and limit must be numbers") from None
+        if not 1 <= limit <= 50 or page < 1:
+            raise ApiError(400, "Validation failed.", "limit: The limit may not be greater than 50.")
+        with self.lock:
+            newest_first = list(reversed(self.products.values()))
+        last_page = max(1, -(-len(newest_first) // limit))
+        data = newest_first[(page - 1) * limit: page * limit]
+        return 200, {"current_page": page, "data": data, "from": (page - 1) * limit + 1, "last_page": last_page,
+                     "per_page": limit, "to": (page - 1) * limit + len(data), "total": len(newest_first),
+                     "next_page_url": f"/?page={page + 1}" if page < last_page else None}
 
     def _publish(self, body: dict, shop: str, pid: str) -> tuple[int, Any]:
         with self.lock:

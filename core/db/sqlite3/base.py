@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from django.db.backends.sqlite3 import base, features
+from django.db.backends.sqlite3 import base, features, operations
 from django.utils.functional import cached_property
+
+from core.db.append_only import DELETE_TRIGGER_SUFFIX
 
 
 class DatabaseFeatures(features.DatabaseFeatures):
@@ -27,5 +29,27 @@ class DatabaseFeatures(features.DatabaseFeatures):
             scratch.close()
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False) -> list[str]:
+        """Django's flush (DELETE FROM each table), with the append-only delete triggers lifted for it.
+
+        PostgreSQL flushes with TRUNCATE, which fires no row trigger; SQLite has no TRUNCATE, so the
+        delete triggers of the flushed history tables are dropped first and re-created after, in the
+        flush's own transaction (`core.db.append_only`).
+        """
+        statements = super().sql_flush(style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        if not statements:
+            return statements
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+                ["%" + DELETE_TRIGGER_SUFFIX],
+            )
+            triggers = [(name, sql) for name, table, sql in cursor.fetchall() if table in set(tables)]
+        drops = [f"DROP TRIGGER {self.quote_name(name)}" for name, _ in triggers]
+        return [*drops, *statements, *(sql for _, sql in triggers)]
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     features_class = DatabaseFeatures
+    ops_class = DatabaseOperations
