@@ -14,6 +14,7 @@ The throttle stores what it decided on the Django request (`request.rate_limit`)
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 import time
@@ -28,6 +29,7 @@ from django.db.models import Count, Min
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
+from api.clientip import client_ip
 from api.models import RateLimitBucket, RateLimitHit
 
 logger = logging.getLogger(__name__)
@@ -150,6 +152,19 @@ def _hit_database(*, key: str, limit: int, window: int) -> tuple[bool, int, floa
     return allowed, count, now, oldest
 
 
+# RateLimitBucket.key's length. Idents are short (a user pk, an IP address); a longer one is hashed, so no
+# client can choose how much a bucket stores.
+BUCKET_KEY_MAX = 200
+
+
+def bucket_key(tier: str, ident: str) -> str:
+    """The bucket of `ident` in `tier`, at most BUCKET_KEY_MAX characters."""
+    key = f"{tier}:{ident}"
+    if len(key) <= BUCKET_KEY_MAX:
+        return key
+    return f"{tier}:sha256:{hashlib.sha256(ident.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def rate_limit_hit(*, tier: str, ident: str) -> Decision:
     """Count one request of `ident` against `tier` (if there is room) and say whether it may proceed."""
     try:
@@ -157,7 +172,7 @@ def rate_limit_hit(*, tier: str, ident: str) -> Decision:
     except KeyError:
         raise ImproperlyConfigured(f"Unknown rate-limit tier {tier!r}; known: {sorted(settings.RATE_LIMITS)}") from None
     hit = _hit_redis if settings.REDIS_URL else _hit_database
-    allowed, count, now, oldest = hit(key=f"{tier}:{ident}", limit=limit, window=window)
+    allowed, count, now, oldest = hit(key=bucket_key(tier, ident), limit=limit, window=window)
     return Decision(
         tier=tier,
         limit=limit,
@@ -194,7 +209,8 @@ class TierRateThrottle(BaseThrottle):
         if user is not None and user.is_authenticated:
             ident = f"user:{user.pk}"
         else:
-            ident = f"ip:{self.get_ident(request)}"
+            # The socket's address, or X-Forwarded-For's from a trusted proxy only (api.clientip).
+            ident = f"ip:{client_ip(request._request)}"
         decision = rate_limit_hit(tier=tier, ident=ident)
         # Read by RateLimitHeadersMiddleware on the way out, for success and failure alike.
         request._request.rate_limit = decision

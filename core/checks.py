@@ -6,6 +6,7 @@ well-formed but do not fit together (a backend without its credentials, a defaul
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -109,6 +110,32 @@ def _security_issues() -> list[ConfigIssue]:
             WARNING, "WEBHOOK_ALLOW_PRIVATE_URLS",
             "webhooks may reach private and loopback addresses with DEBUG off", "W004",
         ))
+    return issues
+
+
+# A trusted network wider than this that is not private lets anyone in it choose its client address.
+PROXY_NETWORK_MAX_PUBLIC = 2**16
+
+
+def _proxy_issues() -> list[ConfigIssue]:
+    entries = list(settings.TRUSTED_PROXIES)
+    if not entries:
+        return [ConfigIssue(INFO, "TRUSTED_PROXIES", "not set: X-Forwarded-For is ignored; clients are their socket's"
+                            " address (set it to the addresses of the proxies in front of the gateway)")]
+    issues = []
+    for entry in entries:
+        try:
+            network = ipaddress.ip_network(str(entry), strict=False)
+        except ValueError:
+            issues.append(ConfigIssue(ERROR, "TRUSTED_PROXIES", f"{entry!r} is not an IP address or network", "E011"))
+            continue
+        if network.prefixlen == 0 or (not network.is_private and network.num_addresses > PROXY_NETWORK_MAX_PUBLIC):
+            issues.append(ConfigIssue(
+                WARNING, "TRUSTED_PROXIES",
+                f"{network} trusts X-Forwarded-For from {network.num_addresses:,} addresses that are not all"
+                " private: any client there can choose the address its rate limit counts", "W008",
+            ))
+    issues.append(ConfigIssue(INFO, "TRUSTED_PROXIES", f"X-Forwarded-For is read from {', '.join(map(str, entries))}"))
     return issues
 
 
@@ -231,7 +258,7 @@ def _decode_issues() -> list[ConfigIssue]:
 def config_issues() -> list[ConfigIssue]:
     """Every finding about the current settings, errors first."""
     issues = [
-        *_generation_issues(), *_publishing_issues(), *_security_issues(),
+        *_generation_issues(), *_publishing_issues(), *_security_issues(), *_proxy_issues(),
         *_webhook_issues(), *_storage_issues(), *_image_issues(),
         *_webhook_schedule_issues(), *_statsd_issues(), *_decode_issues(),
     ]

@@ -11,6 +11,7 @@ are made by `core.datadir.prepare()`, which the processes that serve call before
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -407,6 +408,26 @@ ADMIN_LOGIN_RATE = env.rate("RATE_LIMIT_ADMIN_LOGIN", "10/5m")
 # A stored response is replayed for this long; a claim whose request never finished is freed after the other.
 IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL_SECONDS", 86400, validate=at_least(60))
 IDEMPOTENCY_RUNNING_TIMEOUT = env.int("IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS", 600, validate=at_least(1))
+
+
+# --- Client addresses ----------------------------------------------------------------------------
+
+# Proxies (IPs or CIDR networks, comma-separated) whose X-Forwarded-For is believed; none by default, so
+# every client is the address it connects from (api/clientip.py). The API's rate limits and the admin
+# login's (django-ratelimit) both key anonymous clients by that address.
+@env.parser_for("networks")
+def _parse_networks(value: str) -> list[str]:
+    networks = []
+    for item in _parse_names(value):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValidationError(f"must list IP addresses or networks (10.0.0.1, 10.0.0.0/8), not {item!r}") from None
+    return networks
+
+
+TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES", "")
+RATELIMIT_IP_META_KEY = "api.clientip.client_ip"
 
 
 # --- CORS ----------------------------------------------------------------------------------------
