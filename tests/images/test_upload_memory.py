@@ -20,9 +20,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from benchmarks.bench_uploads import decoded_rgba_bytes, flat_png, run_upload_child
+from core.actors import Actor, Via
 from core.errors import BusyError
+from images.generation import generation_create
 from images.intake import DecodeBudget
-from images.models import Image
+from images.models import GenerationStatus, Image
+from images.tasks import generation_run
+from images.validation import GenerateInputSerializer
 from tests.servers import database_url
 from webhooks.models import WebhookEvent
 
@@ -209,3 +213,17 @@ def test_import_images_skips_an_image_too_large_for_the_budget(db, settings, tmp
     out = capsys.readouterr().out
     assert "skipped big.png: Decoding this image needs" in out
     assert Image.objects.count() == 1
+
+
+def test_a_generated_image_too_large_for_the_budget_fails_its_slot(db, settings):
+    settings.IMAGE_DECODE_BUDGET_BYTES = MB // 2  # the procedural 512x640 picture needs 1.3 MB decoded
+    serializer = GenerateInputSerializer(data={"prompt": "retro sunset cat", "width": 512, "height": 640})
+    serializer.is_valid(raise_exception=True)
+    generation = generation_create(data=serializer.validated_data, actor=Actor(None, Via.API))
+
+    generation_run.call(generation_id=generation.id)
+
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.FAILED
+    assert "Unusable image: Decoding this image needs" in generation.error
+    assert Image.objects.count() == 0
