@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import ipaddress
 import os
 import socket
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from PIL import Image as PILImage
 
 from core.actors import Actor, Via
+from core.roles import roles_grant
 from images.models import Image, ImageStatus
 
 # The data directory was prepared by tests/bootstrap.py before Django started. Worker and other
@@ -46,9 +49,21 @@ def _media_root(settings, tmp_path):
     settings.EXPORT_DIR = tmp_path / "exports"
 
 
+# The migrations that create the role groups; a transactional test's flush empties the tables they filled.
+ROLE_MIGRATIONS = ("images.migrations.0002_roles", "publishing.migrations.0003_roles", "webhooks.migrations.0002_roles")
+
+
+def roles_restore() -> None:
+    """Create the role groups again, with their permissions, as the migrations did."""
+    for name in ROLE_MIGRATIONS:
+        roles_grant(apps, importlib.import_module(name).GRANTS)
+
+
 def make_user(username: str, role: str | None = None, **extra) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, **extra)
     if role:
+        if not Group.objects.filter(name=role).exists():
+            roles_restore()
         user.groups.add(Group.objects.get(name=role))
     return user
 
