@@ -1,8 +1,12 @@
 """A real `python -m pod_gateway.runner dev|serve` on a loopback port, with a data directory of its own.
 
-The gateway is started as an operator starts it: its own SQLite database and metrics directory under
-a fresh DATA_DIR (migrated, admin created, static files collected by the runner), gunicorn and a task
-worker as its children. Nothing of the test process's database, cache or metrics is shared with it.
+The gateway is started as an operator starts it: a fresh DATA_DIR (metrics, static files, key), the
+database migrated and the admin created by the runner, gunicorn and a task worker as its children. Its
+database is its own SQLite file, or (`database=True`, for tests marked transactional) the test run's
+database and Redis, so the same test runs on SQLite and on PostgreSQL + Redis.
+
+Tests of the server alone (sockets, exit statuses) do not depend on the database: they run in the
+SQLite pass only (`SERVER_ONLY`), which keeps the PostgreSQL pass short.
 """
 
 from __future__ import annotations
@@ -18,8 +22,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.servers import database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120.0
+SERVER_ONLY = pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")),
+    reason="server behaviour only (the gateway runs on its own SQLite file): tested in the SQLite pass",
+)
 
 
 def free_port() -> int:
@@ -53,7 +63,9 @@ def command_line(pid: int) -> str:
 class Gateway:
     """One runner process and what it started."""
 
-    def __init__(self, data_dir: Path, mode: str = "dev", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, mode: str = "dev", env: dict[str, str] | None = None, *, database: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.mode = mode
         self.port = free_port()
@@ -72,6 +84,9 @@ class Gateway:
             "WORKER_HEARTBEAT_SECONDS": "0.5",
             **(env or {}),
         })
+        if database:
+            self.env["DATABASE_URL"] = database_url()
+            self.env["REDIS_URL"] = os.environ.get("REDIS_URL", "")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Gateway:
@@ -142,8 +157,10 @@ def gateway(tmp_path):
     """Start a gateway (`gateway(mode="serve", env={...})`); every one started is stopped at the end."""
     started: list[Gateway] = []
 
-    def start(mode: str = "dev", env: dict[str, str] | None = None, data_dir: Path | None = None) -> Gateway:
-        instance = Gateway(data_dir or tmp_path / "data", mode, env)
+    def start(
+        mode: str = "dev", env: dict[str, str] | None = None, data_dir: Path | None = None, database: bool = False
+    ) -> Gateway:
+        instance = Gateway(data_dir or tmp_path / "data", mode, env, database=database)
         started.append(instance)
         return instance.start()
 

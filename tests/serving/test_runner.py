@@ -8,8 +8,12 @@ import socket
 
 import pytest
 
+from tests.serving.conftest import SERVER_ONLY
+
 # Stopping takes the graceful times (the defaults are 30 s; the gateways here use less) plus start-up.
 STOP_BOUND = 40.0
+
+pytestmark = SERVER_ONLY
 
 
 def port_closed(port: int) -> bool:

@@ -10,11 +10,13 @@ import time
 import pytest
 import requests
 
-from tests.serving.conftest import Gateway
+from tests.serving.conftest import SERVER_ONLY, Gateway
 
 # Every wait here is bounded: a socket read gives up after this long, a request after REQUEST_TIMEOUT.
 SOCKET_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 15.0
+
+pytestmark = SERVER_ONLY
 
 
 @pytest.fixture(scope="module")
