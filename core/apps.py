@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+from core.db.upkeep import upkeep_ensure
 
 
 class CoreConfig(AppConfig):
@@ -16,3 +19,11 @@ class CoreConfig(AppConfig):
 
         # With STATSD_HOST set, each task worker also pushes the gauges to StatsD.
         worker_companion_register(StatsdGaugeReporter)
+
+        post_migrate.connect(_upkeep_after_migrate, sender=self)
+
+
+def _upkeep_after_migrate(*, using: str = "default", **kwargs) -> None:
+    # Django's SQLite schema editor rebuilds a table for most field changes, dropping its triggers:
+    # put back the counters and text indexes the database keeps (core.db.upkeep).
+    upkeep_ensure(using)

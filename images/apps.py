@@ -2,6 +2,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from PIL import Image as PILImage
 
+from core.db.upkeep import counted_register, searched_register
+
 
 class ImagesConfig(AppConfig):
     name = "images"
@@ -15,3 +17,9 @@ class ImagesConfig(AppConfig):
         from images.selectors import image_pending_count  # noqa: PLC0415
 
         metrics.IMAGES_PENDING_REVIEW.read_with(image_pending_count)
+        # Counts by status and the prompt index are kept by the database (core.db.upkeep).
+        from images.models import Generation, Image  # noqa: PLC0415
+
+        counted_register(Image, "status")
+        counted_register(Generation, "status")
+        searched_register(Image, "prompt")

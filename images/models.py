@@ -112,12 +112,27 @@ class Image(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Indexed with the id below (image_created_order), which serves its ranges and its order.
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # 0 while pending, 1 once decided: the review queue's "pending first" as a column an index can order.
+    review_rank = models.GeneratedField(
+        expression=models.Case(
+            models.When(status=ImageStatus.PENDING, then=models.Value(0)), default=models.Value(1)
+        ),
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        # Each serves one order of the review queue, in both directions, without sorting the table.
+        indexes = [
+            models.Index(fields=["review_rank", "-created_at", "-id"], name="image_queue_order"),
+            models.Index(fields=["status", "-created_at", "-id"], name="image_status_order"),
+            models.Index(fields=["created_at", "id"], name="image_created_order"),
+            models.Index(fields=["quality_valid", "-created_at", "-id"], name="image_quality_order"),
+        ]
         permissions = [("review_image", "Can approve, reject and reset images")]
         constraints = [
             models.UniqueConstraint(

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from django.db.models import Count, QuerySet
+from django.db import connections, router
+from django.db.models import Q, QuerySet
+from django.utils.text import smart_split, unescape_string_literal
 
+from core.db.counters import status_counts
+from core.db.textsearch import text_match, text_search
 from images import relations
 from images.models import Generation, Image, ImageStatus
 
@@ -43,7 +47,14 @@ def image_next_pending_id(*, after: str) -> str | None:
 
 
 def image_pending_count() -> int:
-    return images_pending().count()
+    """How many images wait for review, from the database's counters (constant time, exact)."""
+    return image_status_count(ImageStatus.PENDING)
+
+
+def image_status_count(status: str | None = None) -> int:
+    """How many images have `status` (all images when None), from the database's counters."""
+    counts = _counts(Image)
+    return sum(counts.values()) if status is None else counts.get(status, 0)
 
 
 # --- The image list ----------------------------------------------------------------------------
@@ -57,6 +68,7 @@ def images_filter(
 ) -> QuerySet[Image]:
     """`queryset` (all images by default) narrowed to a status, a generation and a prompt containing `search`.
 
+    `search` matches a prompt containing it, ignoring case, through the prompt index (core.db.textsearch).
     An empty `generation_id` or `search` filters nothing, as an empty query parameter does.
     """
     if queryset is None:
@@ -66,21 +78,35 @@ def images_filter(
     if generation_id:
         queryset = queryset.filter(generation_id=generation_id)
     if search:
-        queryset = queryset.filter(prompt__icontains=search)
+        queryset = text_search(queryset, "prompt", search)
+    return queryset
+
+
+def images_search(queryset: QuerySet[Image], words: str) -> QuerySet[Image]:
+    """The admin's search: rows whose prompt contains every word (or "quoted phrase"), or whose id is one."""
+    for word in smart_split(words):
+        term = unescape_string_literal(word) if word[:1] in ('"', "'") and word[-1:] == word[:1] else word
+        if term:
+            queryset = queryset.filter(text_match(Image, "prompt", term, using=queryset.db) | Q(pk=term))
     return queryset
 
 
 # --- Counts ------------------------------------------------------------------------------------
 
-def _counts_by_status(queryset: QuerySet) -> dict[str, int]:
-    return dict(queryset.order_by().values_list("status").annotate(n=Count("pk")))
+def _counts(model: type) -> dict[str, int]:
+    table = model._meta.db_table
+    return status_counts(connections[router.db_for_read(model)], [table])[table]
 
 
 def stats() -> Stats:
-    """How many images, generations and products are in each status, with their totals."""
+    """How many images, generations and products are in each status, with their totals.
+
+    Read from the counters the database keeps (core.db.counters): constant time however many rows,
+    and exact, whoever wrote them.
+    """
     return {
-        "images": _with_total(_counts_by_status(Image.objects.all())),
-        "generations": _with_total(_counts_by_status(Generation.objects.all())),
+        "images": _with_total(_counts(Image)),
+        "generations": _with_total(_counts(Generation)),
         "products": _with_total(relations.product_counts()),
     }
 

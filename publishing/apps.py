@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from core.db.upkeep import counted_register
+
 
 class PublishingConfig(AppConfig):
     name = "publishing"
@@ -8,6 +10,9 @@ class PublishingConfig(AppConfig):
     def ready(self) -> None:
         # Models can only be imported once the app registry is ready, hence here and not at the top.
         from images import relations  # noqa: PLC0415
+        from publishing.models import Product  # noqa: PLC0415
         from publishing.selectors import ImageProducts  # noqa: PLC0415
 
         relations.products_register(ImageProducts())
+        # Products by status are counted by the database (core.db.upkeep).
+        counted_register(Product, "status")

@@ -42,7 +42,8 @@ def insert_rows(
     given = {opts.get_field(name).name for name in fields} | constants.keys()
     per_row_defaults: list[models.Field] = []
     for field in opts.concrete_fields:
-        if field.name in given or isinstance(field, models.AutoField):
+        # The database computes generated columns itself.
+        if field.name in given or isinstance(field, models.AutoField) or field.generated:
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             constants[field.name] = timezone.now()
