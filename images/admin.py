@@ -12,14 +12,17 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import IGNORED_PARAMS, ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateformat import format as date_format
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.timezone import localtime
@@ -47,7 +50,7 @@ from images.models import (
     ImageTransition,
     QuickRejectReason,
 )
-from images.selectors import image_next_pending_id, images_filter
+from images.selectors import image_next_pending_id, image_status_count, images_filter, images_search
 from images.services import (
     DELETABLE,
     can_transition,
@@ -90,10 +93,18 @@ class GenerationFilter(admin.SimpleListFilter):
 
     title = "generation"
     parameter_name = "generation"
+    # The newest generations with images: read from the newest down, so the list costs the same at any size.
+    latest = 15
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        latest = Generation.objects.filter(images__isnull=False).distinct().order_by("-created_at")[:15]
-        return [(g.pk, f"{g.prompt[:40]} ({g.created_at:%b %d %H:%M})") for g in latest]
+        with_images = Generation.objects.filter(Exists(Image.objects.filter(generation=OuterRef("pk"))))
+        latest = with_images.only("id", "prompt", "created_at").order_by("-created_at", "-id")[: self.latest]
+        choices = [(g.pk, f"{g.prompt[:40]} ({g.created_at:%b %d %H:%M})") for g in latest]
+        chosen = self.value()
+        if chosen and chosen not in {pk for pk, _ in choices}:
+            # An older generation reached through its page's link stays named as the current choice.
+            choices.append((chosen, chosen))
+        return choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return images_filter(queryset, generation_id=self.value())
@@ -136,6 +147,83 @@ class ImageTransitionInline(ReadOnlyInline):
         return request.user.has_perm("images.view_image") or request.user.has_perm("images.change_image")
 
 
+# --- The queue's changelist at any size ----------------------------------------------------------
+#
+# Every order the queue offers is one an index reads in order (see Image.Meta.indexes), the page count
+# comes from the database's counters or a bounded count, and pages stop at QueuePaginator.max_pages:
+# so no page, filter, search or order reads the whole table.
+
+# The admin sort field → the full, index-served order (descending reverses every part).
+QUEUE_ORDERS: dict[str, list[str]] = {
+    "status": ["status", "-created_at", "-id"],
+    "quality_valid": ["quality_valid", "-created_at", "-id"],
+    "created_at": ["created_at", "id"],
+}
+PENDING_FIRST = ["review_rank", "-created_at", "-id"]
+NEWEST_FIRST = ["-created_at", "-id"]
+STATUS_PARAM = "status__exact"
+
+
+def _reversed(order: list[str]) -> list[str]:
+    return [part[1:] if part.startswith("-") else f"-{part}" for part in order]
+
+
+class QueuePaginator(Paginator):
+    """A paginator that never counts the whole table and never offers a page deeper than `max_pages`.
+
+    The count is given (from the counters) when the list is all images or all of one status;
+    otherwise rows are counted up to one past the last page offered, so `capped` says "more".
+    """
+
+    max_pages = 200
+
+    def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *,
+                 known_count: int | None = None) -> None:
+        super().__init__(object_list, per_page, orphans, allow_empty_first_page)
+        self.known_count = known_count
+
+    @cached_property
+    def limit(self) -> int:
+        return self.max_pages * self.per_page
+
+    @cached_property
+    def count(self) -> int:
+        if self.known_count is not None:
+            return self.known_count
+        return self.object_list.order_by().values("pk")[: self.limit + 1].count()
+
+    @cached_property
+    def capped(self) -> bool:
+        return self.count > self.limit
+
+    @cached_property
+    def num_pages(self) -> int:
+        return min(super().num_pages, self.max_pages)
+
+
+class QueueChangeList(ChangeList):
+    """The review queue's list: one index-served order per sort column, pending first by default."""
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet) -> list[str]:
+        # Only the first sort column counts: a second one would need a sort of every matching row.
+        first = (self.params.get(ORDER_VAR) or "").split(".")[0]
+        _, descending, index = first.rpartition("-")
+        try:
+            field = self.get_ordering_field(self.list_display[int(index)])
+        except (IndexError, ValueError):
+            field = None
+        if field in QUEUE_ORDERS:
+            return _reversed(QUEUE_ORDERS[field]) if descending else list(QUEUE_ORDERS[field])
+        # Within one status every row has the same rank: the status index orders it newest first.
+        return NEWEST_FIRST if self.params.get(STATUS_PARAM) else PENDING_FIRST
+
+    def get_ordering_field_columns(self) -> dict[int, str]:
+        columns = super().get_ordering_field_columns()
+        if ORDER_VAR not in self.params:
+            return {}
+        return dict(list(columns.items())[:1])
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     """The review queue: pending images first, decided in bulk through the lifecycle services."""
@@ -151,6 +239,9 @@ class ImageAdmin(admin.ModelAdmin):
     list_per_page = 50
     list_max_show_all = 500
     show_full_result_count = False
+    # Facet counts would count every filter's every choice over the table.
+    show_facets = admin.ShowFacets.NEVER
+    paginator = QueuePaginator
     actions = ["approve_images", "reject_images", "reset_images", "delete_images"]
     inlines = [ImageTransitionInline]
     change_form_template = "admin/images/image/change_form.html"
@@ -178,9 +269,26 @@ class ImageAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(duplicate_prompt=Exists(same_prompt))
 
     def get_ordering(self, request: HttpRequest) -> list:
-        pending_first = Case(When(status=ImageStatus.PENDING, then=Value(0)), default=Value(1),
-                             output_field=IntegerField())
-        return [pending_first.asc(), "-created_at"]
+        return PENDING_FIRST
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return QueueChangeList
+
+    def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, orphans: int = 0,
+                      allow_empty_first_page: bool = True) -> QueuePaginator:
+        return QueuePaginator(queryset, per_page, orphans, allow_empty_first_page,
+                              known_count=self._counted(request))
+
+    def _counted(self, request: HttpRequest) -> int | None:
+        """The list's row count from the counters, when it is all images or all of one status."""
+        filters = set(request.GET) - {*IGNORED_PARAMS, PAGE_VAR}
+        if request.GET.get("q", "").strip() or not filters <= {STATUS_PARAM}:
+            return None
+        return image_status_count(request.GET.get(STATUS_PARAM) or None)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """Each word (or "quoted phrase") in the prompt, through the prompt index, or the exact image id."""
+        return images_search(queryset, search_term), False
 
     @admin.display(description="Preview")
     def thumbnail_column(self, obj: Image) -> str:
@@ -190,7 +298,7 @@ class ImageAdmin(admin.ModelAdmin):
     def status_column(self, obj: Image) -> str:
         return status_badge(obj.status)
 
-    @admin.display(description="Prompt", ordering="prompt")
+    @admin.display(description="Prompt")
     def prompt_column(self, obj: Image) -> str:
         prompt = obj.prompt if len(obj.prompt) <= 140 else obj.prompt[:139] + "…"
         duplicate = ""
@@ -205,7 +313,7 @@ class ImageAdmin(admin.ModelAdmin):
             )
         return format_html('<span class="pod-prompt">{}</span>{}', prompt or "(no prompt)", duplicate)
 
-    @admin.display(description="Generation", ordering="generation__created_at")
+    @admin.display(description="Generation")
     def generation_column(self, obj: Image) -> str:
         if obj.generation is None:
             return obj.get_source_display()
@@ -216,7 +324,7 @@ class ImageAdmin(admin.ModelAdmin):
         return format_html('<a class="pod-generation" href="{}" title="{}">{}</a> {}', url, obj.generation_id,
                            started, slot)
 
-    @admin.display(description="Size / DPI", ordering="width")
+    @admin.display(description="Size / DPI")
     def size_column(self, obj: Image) -> str:
         return format_html(
             '<span class="pod-size">{}×{}</span> <span class="pod-dpi">{}</span>',
