@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test serve bench lint venv image-test
+.PHONY: run test serve bench bench-scale lint venv image-test
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# The review queue, search and stats at 10k / 100k / 1M images, on SQLite and then, when
+# BENCH_DATABASE_URL names a scratch PostgreSQL database, on it (a few minutes each).
+bench-scale: $(STAMP)
+	env -u DATABASE_URL $(PY) -m benchmarks scale
+	if [ -n "$(BENCH_DATABASE_URL)" ]; then DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) -m benchmarks scale; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
