@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
-from django.db.models import Count, Min
+from django.db import connection, transaction
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
@@ -134,22 +133,27 @@ def _hit_redis(*, key: str, limit: int, window: int) -> tuple[bool, int, float, 
 
 
 def _hit_database(*, key: str, limit: int, window: int) -> tuple[bool, int, float, float]:
-    with transaction.atomic():
-        bucket, created = RateLimitBucket.objects.select_for_update().get_or_create(key=key)
+    # Plain SQL: on every limited request the ORM's query building cost several times the statements
+    # themselves (four queries a request); the statements are the same on SQLite and PostgreSQL.
+    buckets, hits = RateLimitBucket._meta.db_table, RateLimitHit._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {buckets} (key) VALUES (%s) ON CONFLICT DO NOTHING", [key])
+        created = cursor.rowcount == 1
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT 1 FROM {buckets} WHERE key = %s FOR UPDATE", [key])
         now = time.time()
         if created:
             # A new client: clear hits that no window counts any more, left by clients not seen since
             # (their own requests prune their buckets, so only departed clients leave garbage).
-            RateLimitHit.objects.filter(at__lte=now - _longest_window()).delete()
-        RateLimitHit.objects.filter(bucket=bucket, at__lte=now - window).delete()
-        stats = RateLimitHit.objects.filter(bucket=bucket).aggregate(count=Count("id"), oldest=Min("at"))
-        count = stats["count"]
+            cursor.execute(f"DELETE FROM {hits} WHERE at <= %s", [now - _longest_window()])
+        cursor.execute(f"DELETE FROM {hits} WHERE bucket_id = %s AND at <= %s", [key, now - window])
+        cursor.execute(f"SELECT COUNT(*), MIN(at) FROM {hits} WHERE bucket_id = %s", [key])
+        count, oldest = cursor.fetchone()
         allowed = count < limit
         if allowed:
-            RateLimitHit.objects.create(bucket=bucket, at=now)
+            cursor.execute(f"INSERT INTO {hits} (bucket_id, at) VALUES (%s, %s)", [key, now])
             count += 1
-        oldest = stats["oldest"] if stats["oldest"] is not None else now
-    return allowed, count, now, oldest
+    return allowed, count, now, oldest if oldest is not None else now
 
 
 # RateLimitBucket.key's length. Idents are short (a user pk, an IP address); a longer one is hashed, so no
