@@ -59,6 +59,40 @@ def image_status_count(status: str | None = None) -> int:
 
 # --- The image list ----------------------------------------------------------------------------
 
+class CountedImages(QuerySet):
+    """Images whose `count()` is read from the counters while the rows are all images or one status.
+
+    The page count of `GET images` (v1) would otherwise count every row on every request. Any other
+    condition added later (a filter, a slice, DISTINCT, a union) makes it count the rows as usual.
+    """
+
+    _counted_status: str | None = None
+    _counted = False
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._counted, clone._counted_status = self._counted, self._counted_status
+        return clone
+
+    def count(self) -> int:
+        query = self.query
+        if self._counted and not (query.is_sliced or query.distinct or query.combinator or self._result_cache):
+            reference = Image.objects.all() if self._counted_status is None else \
+                Image.objects.filter(status=self._counted_status)
+            if query.where == reference.query.where:
+                return image_status_count(self._counted_status)
+        return super().count()
+
+
+def images_all(status: str | None = None) -> QuerySet[Image]:
+    """All images (of one status), counted from the counters (see CountedImages)."""
+    queryset = CountedImages(model=Image)
+    if status is not None:
+        queryset = queryset.filter(status=status)
+    queryset._counted, queryset._counted_status = True, status
+    return queryset
+
+
 def images_filter(
     queryset: QuerySet[Image] | None = None,
     *,
@@ -72,8 +106,8 @@ def images_filter(
     An empty `generation_id` or `search` filters nothing, as an empty query parameter does.
     """
     if queryset is None:
-        queryset = Image.objects.all()
-    if status is not None:
+        queryset = images_all(status)
+    elif status is not None:
         queryset = queryset.filter(status=status)
     if generation_id:
         queryset = queryset.filter(generation_id=generation_id)

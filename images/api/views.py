@@ -192,7 +192,7 @@ class ImageViewSet(
             return Image.objects.prefetch_related("history")
         # The list reads plain rows and their history itself (see `list`).
         if not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields):
-            return Image.objects.all()  # nothing to validate or filter by (no filter declares a default)
+            return selectors.images_all()  # nothing to validate or filter by (no filter declares a default)
         params = s.ImageFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
         filters = params.validated_data

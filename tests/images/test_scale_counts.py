@@ -10,6 +10,8 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from core.db import counters
 from core.db.bulk import insert_rows
@@ -133,3 +135,20 @@ def test_postgresql_folds_delta_rows_without_changing_the_counts(make_image):
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # Django's foreign keys are deferred
         cursor.execute("TRUNCATE images_image CASCADE")
     assert counted(Image) == {}
+
+
+def test_the_image_list_page_count_comes_from_the_counters_unless_narrowed(client_user, make_image):
+    bulk_images(7)
+    bulk_images(3, ImageStatus.APPROVED, prompt="lighthouse")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=client_user).key}")
+    for query, expected in [("", 10), ("?status=approved", 3), ("?status=pending&page_size=2", 7),
+                            ("?search=lighthouse", 3), ("?status=pending&search=lighthouse", 0)]:
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get(f"/api/v1/images{query}")
+        assert response.status_code == 200 and response.json()["count"] == expected, query
+        full_counts = [q["sql"] for q in captured.captured_queries
+                       if "COUNT(" in q["sql"].upper() and '"images_image"' in q["sql"]]
+        assert bool(full_counts) == ("search" in query), (query, full_counts)
+    narrowed = selectors.images_filter(status=ImageStatus.PENDING).filter(prompt__startswith="bulk 1")
+    assert narrowed.count() == 1  # a condition added later is counted by the rows
