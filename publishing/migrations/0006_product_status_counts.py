@@ -18,8 +18,8 @@ def counters_remove(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("publishing", "0004_template_rules"),
-        ("images", "0006_queue_order_counts_search"),
+        ("publishing", "0005_lifecycle_history"),
+        ("images", "0007_queue_order_counts_search"),
     ]
 
     operations = [migrations.RunPython(counters_add, counters_remove)]

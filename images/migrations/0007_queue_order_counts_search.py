@@ -24,7 +24,7 @@ def database_upkeep_undo(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("images", "0005_quickrejectreason"),
+        ("images", "0006_lifecycle_history"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
