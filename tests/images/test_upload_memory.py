@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 
 from benchmarks.bench_uploads import decoded_rgba_bytes, flat_png, run_upload_child
 from core.actors import Actor, Via
+from core.checks import config_issues
 from core.errors import BusyError
 from images.generation import generation_create
 from images.intake import DecodeBudget
@@ -227,3 +228,17 @@ def test_a_generated_image_too_large_for_the_budget_fails_its_slot(db, settings)
     assert generation.status == GenerationStatus.FAILED
     assert "Unusable image: Decoding this image needs" in generation.error
     assert Image.objects.count() == 0
+
+
+def test_check_config_warns_of_a_budget_below_the_largest_image_or_above_the_host_memory(settings):
+    settings.IMAGE_DECODE_BUDGET_BYTES = 100 * MB
+    small = [issue for issue in config_issues() if issue.setting == "IMAGE_DECODE_BUDGET_MB"]
+    assert [(issue.level, issue.code) for issue in small] == [("warning", "W010")]
+    assert "272 MB the largest accepted image" in small[0].message
+
+    settings.IMAGE_DECODE_BUDGET_BYTES = 320 * MB
+    assert not [issue for issue in config_issues() if issue.setting == "IMAGE_DECODE_BUDGET_MB"]
+
+    settings.IMAGE_DECODE_BUDGET_BYTES = 1 << 50  # a petabyte
+    huge = [issue.code for issue in config_issues() if issue.setting == "IMAGE_DECODE_BUDGET_MB"]
+    assert huge == ["W011"]
