@@ -12,7 +12,14 @@ from images.generation import generation_cancel
 from images.intake import image_optimize
 from images.models import Generation, GenerationStatus, GenerationTransition, ImageTransition
 from images.models import ImageStatus as S
-from images.services import GENERATION_TRANSITIONS, generation_transition, image_approve, image_delete
+from images.services import (
+    GENERATION_TRANSITIONS,
+    TRANSITIONS,
+    generation_transition,
+    image_approve,
+    image_delete,
+    image_transition,
+)
 from publishing.models import Product, ProductTransition
 from webhooks.models import WebhookEvent
 
@@ -169,3 +176,31 @@ def test_cancelling_a_generation_records_who_and_emits_cancelled_once(reviewer):
         generation_cancel(generation_id=generation.id, actor=Actor(reviewer, Via.ADMIN))
     (event,) = WebhookEvent.objects.filter(event_type="generation.cancelled")
     assert event.data == {"generation_id": generation.id, "actor": "reviewer1", "via": "admin", "sequence": 1}
+
+
+# --- The image lifecycle, move by move -----------------------------------------------------------
+
+IMAGE_ALLOWED = [(start, to) for start, targets in TRANSITIONS.items() for to in targets]
+IMAGE_REFUSED = [(start, to) for start in S.values for to in S.values if to != start and to not in TRANSITIONS[start]]
+IMAGE_EVENTS = {S.APPROVED: "image.approved", S.REJECTED: "image.rejected"}
+
+
+@pytest.mark.parametrize(("start", "to"), IMAGE_ALLOWED)
+def test_allowed_image_moves_write_history_and_their_event_once(make_image, reviewer_actor, start, to):
+    image = make_image(status=start)
+    image_transition(image_id=image.id, to_status=to, actor=reviewer_actor, note="why")
+    row = ImageTransition.objects.get(image_id=image.id)
+    assert (row.from_status, row.to_status, row.actor_label, row.via, row.note) == (start, to, "reviewer1", "api",
+                                                                                   "why")
+    assert list(WebhookEvent.objects.values_list("event_type", flat=True)) == (
+        [IMAGE_EVENTS[to]] if to in IMAGE_EVENTS else [])
+
+
+@pytest.mark.parametrize(("start", "to"), IMAGE_REFUSED)
+def test_refused_image_moves_change_nothing(make_image, reviewer_actor, start, to):
+    image = make_image(status=start)
+    with pytest.raises(InvalidStateError):
+        image_transition(image_id=image.id, to_status=to, actor=reviewer_actor)
+    image.refresh_from_db()
+    assert image.status == start
+    assert not ImageTransition.objects.exists() and not WebhookEvent.objects.exists()
