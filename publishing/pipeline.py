@@ -98,9 +98,13 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
     try:
         if not product.external_upload_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
-            outcomes.product_transition(product=product, to_status=ProductStatus.UPLOADING)
-            upload = client.image_upload(**_upload_source(product))
-            outcomes.product_progress(product=product, external_upload_id=_answer_id(upload, "upload"))
+            source = _upload_source(product)
+            # Still uploading: a run before this one sent the file and may have died before storing its id.
+            upload_id = _find_upload(client, source["file_name"]) if product.status == ProductStatus.UPLOADING else None
+            if upload_id is None:
+                outcomes.product_transition(product=product, to_status=ProductStatus.UPLOADING)
+                upload_id = _answer_id(client.image_upload(**source), "upload")
+            outcomes.product_progress(product=product, external_upload_id=upload_id)
         if not product.external_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
             external_id, adopted = _create_once(client, product, template)
@@ -151,6 +155,18 @@ def _create_once(client: PrintifyClient, product: Product, template: ProductTemp
             if attempt == tries:
                 raise PrintifyError(f"{exc.message}; no product with marker {product_marker(product)} was found"
                                     f" after {tries} tries") from exc
+
+
+def _find_upload(client: PrintifyClient, file_name: str) -> str | None:
+    """The id of the newest upload of this print file (its name carries the image id); None if none.
+
+    An unused upload costs nothing, so this is only asked when a run resumes a started upload: the
+    print file is then uploaded once per design.
+    """
+    for upload in client.uploads_recent(max_pages=ADOPT_MAX_PAGES):
+        if upload.get("file_name") == file_name and upload.get("id"):
+            return str(upload["id"])
+    return None
 
 
 def _find_by_marker(client: PrintifyClient, product: Product) -> str | None:

@@ -21,8 +21,9 @@ from core import retry
 from core.errors import ExternalServiceError
 
 USER_AGENT = "POD-Gateway/1.0 (+printify-client)"
-# Printify's largest page of a product list.
+# Printify's largest pages of a product and of an upload list.
 PRODUCTS_PAGE_MAX = 50
+UPLOADS_PAGE_MAX = 100
 
 
 class PrintifyError(ExternalServiceError):
@@ -163,27 +164,31 @@ class PrintifyClient:
         """Create a product; never re-sent after an unclear outcome (see `PrintifyError.unclear`)."""
         return self.request("POST", f"shops/{self._require_shop()}/products.json", json=product, repeatable=False)
 
-    def products_page(self, *, page: int = 1, limit: int = PRODUCTS_PAGE_MAX) -> dict[str, Any]:
-        """One page of the shop's products, newest first: `{current_page, last_page, data[…]}`."""
-        return self.request("GET", f"shops/{self._require_shop()}/products.json",
-                            params={"page": int(page), "limit": int(limit)})
-
-    def products_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
-        """The shop's products, newest first, page after page (at most `max_pages` pages)."""
-        for page in range(1, max_pages + 1):
-            answer = self.products_page(page=page)
-            data = answer.get("data") if isinstance(answer, dict) else None
-            if not isinstance(data, list):
-                raise PrintifyError("Printify answered the product list without its data")
-            yield from (item for item in data if isinstance(item, dict))
-            last = answer.get("last_page")
-            if not data or not isinstance(last, int) or page >= last:
-                return
-
     def product_publish(self, *, product_id: str) -> dict[str, Any]:
         body = {field: True for field in ("title", "description", "images", "variants", "tags",
                                           "keyFeatures", "shipping_template")}
         return self.request("POST", f"shops/{self._require_shop()}/products/{product_id}/publish.json", json=body)
+
+    def products_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
+        """The shop's products, newest first, page after page (at most `max_pages` pages)."""
+        return self._pages(f"shops/{self._require_shop()}/products.json", max_pages=max_pages,
+                           limit=PRODUCTS_PAGE_MAX)
+
+    def uploads_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
+        """The account's uploaded files, newest first, page after page (at most `max_pages` pages)."""
+        return self._pages("uploads.json", max_pages=max_pages, limit=UPLOADS_PAGE_MAX)
+
+    def _pages(self, path: str, *, max_pages: int, limit: int) -> Iterator[dict[str, Any]]:
+        """The items of a paginated list (`{current_page, last_page, data[…]}`), page after page."""
+        for page in range(1, max_pages + 1):
+            answer = self.request("GET", path, params={"page": page, "limit": limit})
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, list):
+                raise PrintifyError(f"Printify answered GET {path} without its data")
+            yield from (item for item in data if isinstance(item, dict))
+            last = answer.get("last_page")
+            if not data or not isinstance(last, int) or page >= last:
+                return
 
 
 def _reason(exc: Exception) -> str:

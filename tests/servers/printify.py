@@ -71,6 +71,7 @@ BLUEPRINTS = {
 ROUTES = [
     ("GET", re.compile(r"^/v1/shops\.json$"), "shops"),
     ("POST", re.compile(r"^/v1/uploads/images\.json$"), "upload"),
+    ("GET", re.compile(r"^/v1/uploads\.json$"), "uploads"),
     ("GET", re.compile(r"^/v1/catalog/blueprints\.json$"), "blueprints"),
     ("GET", re.compile(r"^/v1/catalog/blueprints/(?P<bp>\d+)/print_providers\.json$"), "providers"),
     ("GET", re.compile(r"^/v1/catalog/blueprints/(?P<bp>\d+)/print_providers/(?P<pp>\d+)/variants\.json$"), "variants"),
@@ -316,14 +317,23 @@ class PrintifyStandIn:
         """Printify's paginated product list, newest first (`limit` at most 50)."""
         if int(shop) != SHOP_ID:
             raise ApiError(404, "Shop not found.", code=8200)
+        with self.lock:
+            newest_first = list(reversed(self.products.values()))
+        return self._page(body, newest_first, limit_max=50)
+
+    def _uploads(self, body: dict) -> tuple[int, Any]:
+        """Printify's paginated list of uploaded files, newest first (`limit` at most 100)."""
+        with self.lock:
+            newest_first = list(reversed(self.uploads.values()))
+        return self._page(body, newest_first, limit_max=100)
+
+    def _page(self, body: dict, newest_first: list[dict[str, Any]], *, limit_max: int) -> tuple[int, Any]:
         try:
             page, limit = int(body.get("page", 1)), int(body.get("limit", 10))
         except ValueError:
             raise ApiError(400, "Validation failed.", "page and limit must be numbers") from None
-        if not 1 <= limit <= 50 or page < 1:
-            raise ApiError(400, "Validation failed.", "limit: The limit may not be greater than 50.")
-        with self.lock:
-            newest_first = list(reversed(self.products.values()))
+        if not 1 <= limit <= limit_max or page < 1:
+            raise ApiError(400, "Validation failed.", f"limit: The limit may not be greater than {limit_max}.")
         last_page = max(1, -(-len(newest_first) // limit))
         data = newest_first[(page - 1) * limit: page * limit]
         return 200, {"current_page": page, "data": data, "from": (page - 1) * limit + 1, "last_page": last_page,
