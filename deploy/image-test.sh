@@ -3,14 +3,20 @@
 # PostgreSQL and Redis, and check that /api/ready answers 200 (database, cache, worker heartbeat).
 #
 # Exit 0: passed. Exit 77: cannot run here (the reason is printed). Anything else: failed.
-# Settings (environment): IMAGE_TEST_PORT (8105), IMAGE_TEST_DATABASE_URL (default: a new database
-# pod_image_test_<pid> on postgres@127.0.0.1:5432, dropped afterwards), IMAGE_TEST_REDIS_URL (redis://127.0.0.1:6379/5), BASE_IMAGE (default: the debootstrap base of deploy/base-image.sh, cached),
+# Settings (environment): IMAGE_TEST_PORT (8105); IMAGE_TEST_DATABASE_URL (default: a new database
+# pod_image_test_<pid> on postgres@127.0.0.1:5432, dropped afterwards; IMAGE_TEST_DROP_DATABASE=1 drops a given
+# one too); IMAGE_TEST_REDIS_URL (redis://127.0.0.1:6379/5); BASE_IMAGE (default: the debootstrap base of
+# deploy/base-image.sh, cached);
 # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_CERT (default: this host's pip configuration; http(s) indexes only).
 #
 # No image registry is reachable here, so the base is a local debootstrap image; the containers run with
 # the runc runtime, host networking and the lowered ulimits this machine allows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Everything runs inside main, so bash has read the whole script before it starts (an edit to the file
+# while a run is going on cannot change what that run does).
+main() {
 
 skip() { echo "image-test skipped: $*"; exit 77; }
 command -v podman >/dev/null || skip "podman is not installed (apt-get install podman runc)"
@@ -30,13 +36,16 @@ db_address="$(python3 -c 'import sys; from urllib.parse import urlsplit; u = url
 redis_address="$(python3 -c 'import sys; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); print(u.hostname, u.port or 6379)' "$redis_url")"
 reachable $db_address || skip "no PostgreSQL at ${db_address/ /:} (the containers use the machine's database)"
 reachable $redis_address || skip "no Redis at ${redis_address/ /:}"
-image="localhost/pod-gateway:image-test"
+# A tag of this run's own: concurrent runs (from other checkouts) never start each other's image.
+image="localhost/pod-gateway:image-test-$$"
+cache_tag="localhost/pod-gateway:image-test"
 run=(podman --runtime runc)
 limits=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
 if [[ -z "${BASE_IMAGE:-}" ]]; then
   if ! podman image exists localhost/pod-gateway-base:bookworm; then
-    command -v debootstrap >/dev/null || skip "no BASE_IMAGE given and debootstrap is not installed (apt-get install debootstrap)"
+    command -v debootstrap >/dev/null \
+      || skip "no BASE_IMAGE given and debootstrap is not installed (apt-get install debootstrap)"
   fi
   BASE_IMAGE="$(deploy/base-image.sh)"
 fi
@@ -71,6 +80,16 @@ cleanup() {
   podman volume rm -f "$volume" >/dev/null 2>&1 || true
   if [[ -n "$drop_database" ]]; then
     database drop >/dev/null 2>&1 || true
+  fi
+  # This run's image becomes `image-test` and keeps its layers, the build cache of the next run (removing
+  # it would take its untagged parent layers with it); the image that held the name before goes.
+  previous="$(podman image inspect -f '{{.Id}}' "$cache_tag" 2>/dev/null || true)"
+  if podman tag "$image" "$cache_tag" >/dev/null 2>&1; then
+    podman untag "$image" "$image" >/dev/null 2>&1 || true
+    current="$(podman image inspect -f '{{.Id}}' "$cache_tag" 2>/dev/null || true)"
+    if [[ -n "$previous" && "$previous" != "$current" ]]; then
+      podman rmi "$previous" >/dev/null 2>&1 || true
+    fi
   fi
 }
 trap cleanup EXIT
@@ -144,3 +163,6 @@ for name in "$tag-worker" "$tag-web"; do
   [[ "$code" == 0 ]] || { echo "FAIL: $name exited $code after SIGTERM"; exit 1; }
 done
 echo "image-test passed: $image (base $BASE_IMAGE) served /api/ready with web + worker"
+}
+
+main "$@"
