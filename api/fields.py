@@ -84,11 +84,46 @@ class IdListField(serializers.ListField):
         return super().run_child_validation(data)
 
 
+# Serializer context key: the input is text (command-line options), where "3" is how a number is written.
+TEXT_INPUT = "text_input"
+
+
+def _text_input(field: serializers.Field) -> bool:
+    return bool(getattr(field.root, "_context", None) and field.root.context.get(TEXT_INPUT))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: `"3"`, `3.0` and `true` are refused (DRF would read them as 3, 3 and 1).
+
+    Text input (`context={TEXT_INPUT: True}`, the commands) is read as DRF reads it.
+    """
+
+    default_error_messages = {"invalid": "A whole number is required (a JSON number such as 3, not a string)."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int and not _text_input(self):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictFloatField(serializers.FloatField):
-    """A FloatField that refuses JSON booleans (Python would read `true` as 1.0)."""
+    """A JSON number (integer or decimal): `"2.5"` and `true` are refused (Python would read `true` as 1.0)."""
+
+    default_error_messages = {"invalid": "A number is required (a JSON number such as 2.5, not a string)."}
 
     def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool):
+        if isinstance(data, bool) or (not isinstance(data, int | float) and not _text_input(self)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON `true` or `false`: `"yes"`, `"true"`, `1` and `"on"` are refused (DRF would read them as true)."""
+
+    default_error_messages = {"invalid": "Must be true or false (a JSON boolean, not a string or a number)."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if type(data) is not bool and not _text_input(self):
             self.fail("invalid")
         return super().to_internal_value(data)
 

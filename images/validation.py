@@ -15,7 +15,14 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from api.fields import CleanCharField, StrictFloatField, choice_field, refuse_markup
+from api.fields import (
+    CleanCharField,
+    StrictBooleanField,
+    StrictFloatField,
+    StrictIntegerField,
+    choice_field,
+    refuse_markup,
+)
 from core.text import clean_text
 from images.backends.registry import configuration_error
 
@@ -73,14 +80,14 @@ class GenerateInputSerializer(serializers.Serializer):
     style = CleanCharField(max_length=100, required=False, allow_blank=True, default="")
     genre = CleanCharField(max_length=100, required=False, allow_blank=True, default="")
     negative_prompt = CleanCharField(max_length=PROMPT_MAX_LENGTH, required=False, allow_blank=True, default="")
-    batch_size = serializers.IntegerField(min_value=1, max_value=25, default=1)
-    width = serializers.IntegerField(min_value=512, max_value=8192, default=4500)
-    height = serializers.IntegerField(min_value=512, max_value=8192, default=5400)
-    steps = serializers.IntegerField(min_value=10, max_value=100, default=30)
+    batch_size = StrictIntegerField(min_value=1, max_value=25, default=1)
+    width = StrictIntegerField(min_value=512, max_value=8192, default=4500)
+    height = StrictIntegerField(min_value=512, max_value=8192, default=5400)
+    steps = StrictIntegerField(min_value=10, max_value=100, default=30)
     guidance = StrictFloatField(min_value=0.1, max_value=20, default=2.0)
-    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, required=False, allow_null=True, default=None)
+    seed = StrictIntegerField(min_value=0, max_value=SEED_MAX, required=False, allow_null=True, default=None)
     backend = choice_field(settings.GENERATION_BACKENDS, required=False)
-    allow_duplicate = serializers.BooleanField(default=False)
+    allow_duplicate = StrictBooleanField(default=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, Mapping) and "cfg_scale" in data and "guidance" not in data:

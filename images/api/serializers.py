@@ -21,7 +21,7 @@ from rest_framework.relations import ManyRelatedField, RelatedField
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
-from api.fields import CleanCharField, IdField, IdListField, choice_field
+from api.fields import CleanCharField, IdField, IdListField, StrictBooleanField, choice_field
 from images import relations
 from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
 from images.validation import validate_prompt
@@ -514,7 +514,7 @@ class BatchInputSerializer(serializers.Serializer):
     """`image_ids` (1–500) and `atomic` (all or nothing)."""
 
     image_ids = IdListField()
-    atomic = serializers.BooleanField(default=False)
+    atomic = StrictBooleanField(default=False)
 
 
 class BatchApproveInputSerializer(BatchInputSerializer):
@@ -526,4 +526,4 @@ class BatchRejectInputSerializer(BatchInputSerializer):
 
 
 class BatchDeleteInputSerializer(BatchInputSerializer):
-    force = serializers.BooleanField(default=False)
+    force = StrictBooleanField(default=False)

@@ -6,7 +6,15 @@ from typing import Any
 
 from rest_framework import serializers
 
-from api.fields import CleanCharField, IdField, IdListField, StrictFloatField, choice_field
+from api.fields import (
+    CleanCharField,
+    IdField,
+    IdListField,
+    StrictBooleanField,
+    StrictFloatField,
+    StrictIntegerField,
+    choice_field,
+)
 from core.errors import InvalidInputError
 from publishing.models import (
     ANGLE_MAX,
@@ -91,23 +99,23 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
     )
     platform = choice_field(Platform.values, required=False)
     variant_ids = serializers.ListField(
-        child=serializers.IntegerField(), required=False,
+        child=StrictIntegerField(), required=False,
         help_text=f"Up to {VARIANTS_MAX} Printify variant ids; at least one for Printify.",
     )
     tags = serializers.ListField(
         child=ListingTextField(allow_blank=True), required=False,
         help_text=f"Up to {TAGS_MAX} tags of 1–{TAG_MAX} characters.",
     )
-    price_cents = serializers.IntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
-    blueprint_id = serializers.IntegerField(required=False, allow_null=True, help_text="Required for Printify.")
-    print_provider_id = serializers.IntegerField(required=False, allow_null=True, help_text="Required for Printify.")
+    price_cents = StrictIntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
+    blueprint_id = StrictIntegerField(required=False, allow_null=True, help_text="Required for Printify.")
+    print_provider_id = StrictIntegerField(required=False, allow_null=True, help_text="Required for Printify.")
     position = ListingTextField(required=False, allow_blank=True, help_text=f"1–{POSITION_MAX} characters.")
     x = StrictFloatField(required=False, help_text="0–1.")
     y = StrictFloatField(required=False, help_text="0–1.")
     scale = StrictFloatField(required=False, help_text=f"{SCALE_MIN}–{SCALE_MAX}.")
-    angle = serializers.IntegerField(required=False, help_text=f"Degrees, {ANGLE_MIN}–{ANGLE_MAX}.")
+    angle = StrictIntegerField(required=False, help_text=f"Degrees, {ANGLE_MIN}–{ANGLE_MAX}.")
     # Declared so DRF adds no uniqueness check: marking a new default unmarks the old one (services).
-    is_default = serializers.BooleanField(required=False)
+    is_default = StrictBooleanField(required=False)
 
     class Meta:
         model = ProductTemplate
@@ -134,7 +142,7 @@ class PublishInputSerializer(serializers.Serializer):
     template = IdField(required=False, allow_blank=True, allow_null=True)
     title = ListingTextField(required=False, help_text=f"1–{TITLE_MAX} characters.")
     description = ListingTextField(required=False, allow_blank=True, help_text=f"Up to {DESCRIPTION_MAX} characters.")
-    price_cents = serializers.IntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
+    price_cents = StrictIntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
 
 
 class BatchPublishInputSerializer(serializers.Serializer):
@@ -142,4 +150,4 @@ class BatchPublishInputSerializer(serializers.Serializer):
 
     image_ids = IdListField()
     template = IdField(required=False, allow_blank=True, allow_null=True)
-    atomic = serializers.BooleanField(default=False)
+    atomic = StrictBooleanField(default=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from api.fields import CleanCharField, choice_field
+from api.fields import CleanCharField, StrictBooleanField, choice_field
 from webhooks.models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.services import SUBSCRIBABLE
 
@@ -29,7 +29,7 @@ class SubscriptionInputSerializer(serializers.Serializer):
         required=False, max_length=len(SUBSCRIBABLE) + 1, help_text=EVENTS_HELP,
     )
     description = CleanCharField(max_length=500, required=False, allow_blank=True)
-    is_active = serializers.BooleanField(
+    is_active = StrictBooleanField(
         required=False, help_text="`false` stops deliveries (pending ones end `failed`); `true` re-enables."
     )
 

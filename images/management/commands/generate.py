@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tasks_db.models import DBTaskResult
 
+from api.fields import TEXT_INPUT
 from core.actors import Actor, Via
 from core.commands import Progress
 from core.errors import DuplicatePromptError
@@ -44,7 +45,7 @@ class Command(BaseCommand):
         data = {name: options[name] for name in FIELDS if options[name] is not None}
         data["prompt"] = options["prompt"]
         data["allow_duplicate"] = options["allow_duplicate"]
-        serializer = GenerateInputSerializer(data=data)
+        serializer = GenerateInputSerializer(data=data, context={TEXT_INPUT: True})
         if not serializer.is_valid():
             raise CommandError("Invalid input:\n  " + "\n  ".join(format_errors(serializer.errors)))
         try:
