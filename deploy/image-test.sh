@@ -156,13 +156,31 @@ wait_for /api/ready 90 || {
 }
 ready_body
 
+echo "== a generation queued in web is drawn by the worker and counted in web's /api/metrics"
+"${run[@]}" exec "$tag-web" python manage.py generate "image test $$" --batch-size 2 --width 512 --height 512 \
+  --backend procedural >/dev/null
+counted() {
+  "${run[@]}" exec "$tag-web" python -c "import sys, urllib.request as u
+from prometheus_client.parser import text_string_to_metric_families as parse
+request = u.Request('http://127.0.0.1:$port/api/metrics', headers={'Host': 'pod.example.test'})
+text = u.urlopen(request, timeout=5).read().decode()
+values = {s.name: s.value for f in parse(text) for s in f.samples}
+print(values.get('pod_generation_completed_total', 0), values.get('pod_images_pending_review', 0))
+sys.exit(0 if values.get('pod_generation_completed_total') == 1 and values.get('pod_images_pending_review') == 2 else 1)"
+}
+for _ in $(seq 1 60); do
+  counted >/dev/null 2>&1 && break
+  sleep 1
+done
+counted || { echo "FAIL: the worker's generation is not in web's metrics (completed, pending shown above)"; exit 1; }
+
 echo "== stop both with SIGTERM (they exit 0)"
 podman stop -t 30 "$tag-worker" "$tag-web" >/dev/null
 for name in "$tag-worker" "$tag-web"; do
   code="$(podman container inspect -f '{{.State.ExitCode}}' "$name")"
   [[ "$code" == 0 ]] || { echo "FAIL: $name exited $code after SIGTERM"; exit 1; }
 done
-echo "image-test passed: $image (base $BASE_IMAGE) served /api/ready with web + worker"
+echo "image-test passed: $image (base $BASE_IMAGE) served /api/ready with web + worker, generated and counted"
 }
 
 main "$@"

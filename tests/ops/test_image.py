@@ -1,4 +1,5 @@
-"""The container image, for real: built with podman, web + worker started from it, /api/ready answering.
+"""The container image, for real: built with podman, web + worker started from it, /api/ready answering,
+a generation drawn by the worker container and counted in web's /api/metrics.
 
 deploy/image-test.sh does the work (it is `make image-test`); this test runs it and skips, saying why,
 only where it cannot run: no podman or runc, no base image and no debootstrap to make one, no PostgreSQL
@@ -55,4 +56,5 @@ def test_the_image_serves_ready_with_web_and_worker_on_postgres_and_redis():
     assert run.returncode == 0, output
     assert '"status": "ready"' in run.stdout
     assert '"worker": "ok"' in run.stdout
-    assert "image-test passed" in run.stdout
+    # A generation queued through web was drawn by the worker container and counted in web's metrics.
+    assert "image-test passed" in run.stdout and "generated and counted" in run.stdout
