@@ -6,24 +6,27 @@
 - For comparison, the same 100 decisions through the changelist's actions (tick, pick the action, Go; a
   rejection also asks for its reason on the next page): how many interactions and how long (informative).
 
-The server is Django's live-server thread in this process (the admin with its static files), on the
-benchmark's own database; the browser is /usr/bin/chromium through Playwright.
+The server is `make run`'s (`python -m pod_gateway.runner dev`: one gunicorn web worker and a task worker) on
+a loopback port and the benchmark's own data directory and database; the browser is /usr/bin/chromium through
+Playwright.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from django.conf import settings
+import requests
 from django.contrib.auth.models import Group, User
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
-from django.test.utils import override_settings
 from PIL import Image as PILImage
 
 from benchmarks import figure
@@ -37,6 +40,7 @@ KEYSTROKE_LIMIT = 110
 MEDIAN_LIMIT_MS = 100.0
 USERNAME = "bench-reviewer"
 PASSWORD = "bench-reviewer-password"
+ROOT = Path(__file__).resolve().parent.parent
 
 # Records, inside the page, when each deciding key went down and when each tile settled with its answer.
 PROBE = """
@@ -99,10 +103,12 @@ def _sign_in(page, url: str) -> None:
     page.wait_for_selector("#content")
 
 
-def _workspace(page, url: str, ids: list[str]) -> tuple[int, list[float], float]:
-    """Decide the queue by keyboard; the keystrokes used, each decision's latency in ms and the seconds in all."""
+def _workspace(page, url: str, ids: list[str]) -> tuple[int, list[float], float, float]:
+    """By keyboard: the keystrokes, each decision's latency (ms), the requests' median (ms), the seconds in all."""
     page.goto(f"{url}/admin/review/")
     page.wait_for_selector(f"[data-image-id='{ids[0]}'][aria-selected='true']")
+    # A reviewer starts once the first screen of pictures is there.
+    page.wait_for_load_state("networkidle")
     page.evaluate(PROBE)
     keystrokes = 0
     started = time.perf_counter()
@@ -121,7 +127,9 @@ def _workspace(page, url: str, ids: list[str]) -> tuple[int, list[float], float]
     seconds = time.perf_counter() - started
     probe = page.evaluate("() => window.__bench")
     latencies = [probe["settled"][image_id] - pressed for image_id, pressed in zip(ids, probe["keys"], strict=True)]
-    return keystrokes, latencies, seconds
+    requests = page.evaluate("() => performance.getEntriesByType('resource')"
+                             ".filter((e) => e.name.includes('/admin/review/decide/')).map((e) => e.duration)")
+    return keystrokes, latencies, statistics.median(requests), seconds
 
 
 def _changelist(page, url: str, ids: list[str]) -> tuple[int, float]:
@@ -145,67 +153,83 @@ def _changelist(page, url: str, ids: list[str]) -> tuple[int, float]:
     return interactions, time.perf_counter() - started
 
 
+@contextmanager
+def _gateway() -> Iterator[str]:
+    """`make run` on a free loopback port, sharing this process's data directory and database; its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # One reviewer's decisions in a minute are far over the default hourly approval limit.
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "POD_ADMIN_PASSWORD": "bench-admin-password",
+           "RATE_LIMIT_APPROVAL": "100000/h", "RATE_LIMIT_READ": "100000/h", "RATE_LIMIT_ADMIN_LOGIN": "1000/5m",
+           "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "pod_gateway.runner", "dev"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run() -> list[str]:
     if not CHROMIUM.exists():
         return ["review workspace: skipped, /usr/bin/chromium is absent (apt-get install -y chromium)"]
-    # The decisions of one reviewer in a minute are far over the default hourly approval limit.
-    rates = {"approval": (100_000, 3600), "publishing": (100_000, 3600), "read": (100_000, 3600),
-             "generation": (10, 3600)}
-    # One log line per request would drown the figures.
-    request_log = logging.getLogger("pod_gateway.request")
-    level = request_log.level
-    request_log.setLevel(logging.WARNING)
-    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
-    with override_settings(RATE_LIMITS=rates, ADMIN_LOGIN_RATE=(100_000, 300), DEBUG=False):
-        # Playwright's sync API keeps an event loop in this thread; the ORM calls between pages are synchronous.
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-        try:
-            return _run()
-        finally:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-            request_log.setLevel(level)
-            _clear()
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls between pages are synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with _gateway() as url:
+            return _run(url)
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        _clear()
 
 
-def _run() -> list[str]:
+def _run(url: str) -> list[str]:
     from playwright.sync_api import sync_playwright
 
     from images.models import ImageTransition
 
     _reviewer()
-    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
-    server.daemon = True
-    server.start()
-    server.is_ready.wait()
-    if server.error:
-        raise server.error
-    url = f"http://127.0.0.1:{server.port}"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1440, "height": 900})
-                page.set_default_timeout(20_000)
-                _sign_in(page, url)
-                ids = _queue("workspace")
-                keystrokes, latencies, workspace_seconds = _workspace(page, url, ids)
-                stored = ImageTransition.objects.filter(image_id__in=ids, actor_label=USERNAME, via="admin").count()
-                if stored != IMAGES:
-                    raise RuntimeError(f"{stored} of {IMAGES} workspace decisions were recorded")
-                _clear()
-                changelist_ids = _queue("changelist")
-                interactions, seconds = _changelist(page, url, changelist_ids)
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.set_default_timeout(20_000)
+            _sign_in(page, url)
+            ids = _queue("workspace")
+            keystrokes, latencies, request_median, workspace_seconds = _workspace(page, url, ids)
+            stored = ImageTransition.objects.filter(image_id__in=ids, actor_label=USERNAME, via="admin").count()
+            if stored != IMAGES:
+                raise RuntimeError(f"{stored} of {IMAGES} workspace decisions were recorded")
+            _clear()
+            changelist_ids = _queue("changelist")
+            interactions, seconds = _changelist(page, url, changelist_ids)
+        finally:
+            browser.close()
     median = statistics.median(latencies)
     return [
         figure(f"review workspace: keystrokes for {IMAGES} decisions", keystrokes, KEYSTROKE_LIMIT, unit="",
                detail=f"({IMAGES - IMAGES // REJECT_EVERY} × a, {IMAGES // REJECT_EVERY} × r 1)"),
         figure("review workspace: keypress to next tile focused and decision stored, median", median,
                MEDIAN_LIMIT_MS, unit=" ms",
-               detail=f"(p90 {statistics.quantiles(latencies, n=10)[-1]:.0f} ms, max {max(latencies):.0f} ms)"),
+               detail=f"(p90 {statistics.quantiles(latencies, n=10)[-1]:.0f} ms, max {max(latencies):.0f} ms; "
+                      f"the request itself {request_median:.0f} ms)"),
         f"the same {IMAGES} decisions: workspace {workspace_seconds:.1f} s and {keystrokes} keys; changelist actions "
         f"{seconds:.1f} s and {interactions} clicks, selects and fields ({seconds / workspace_seconds:.1f}x as long)",
     ]
