@@ -40,7 +40,7 @@ from core.admin_tools import (
 from core.batch import Outcome
 from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
-from images.generation import generation_cancel, generation_create
+from images.generation import generation_cancel, generation_create, generations_of
 from images.models import (
     Generation,
     GenerationStatus,
@@ -587,6 +587,10 @@ class GenerationAdmin(admin.ModelAdmin):
 
     class Media:
         css = REVIEW_CSS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # As in the API: a client's own generations only; reviewers and above see every one.
+        return super().get_queryset(request) & generations_of(admin_actor(request))
 
     @admin.display(description="Status", ordering="status")
     def status_column(self, obj: Generation) -> str:

@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.actors import Actor
@@ -81,13 +82,26 @@ def generation_create(*, data: dict[str, Any], actor: Actor, request_id: str | N
     return generation
 
 
+# Who may read and cancel every generation, not only their own (CONTRACT §4 "Ownership"): reviewers and above.
+SEE_ALL_GENERATIONS = "images.review_image"
+
+
+def generations_of(actor: Actor) -> QuerySet[Generation]:
+    """The generations `actor` may see and cancel: a client's own; every one for reviewers, superusers, the system."""
+    generations = Generation.objects.all()
+    if actor.user is None or actor.user.has_perm(SEE_ALL_GENERATIONS):
+        return generations
+    return generations.filter(created_by_id=actor.user_id)
+
+
 def generation_cancel(*, generation_id: str, actor: Actor) -> Generation:
     """Cancel a queued or running generation (`generation.cancelled`); the worker stops its remote jobs.
 
     Refused once finished.
     """
     with transaction.atomic():
-        generation = Generation.objects.select_for_update().filter(id=generation_id).first()
+        # Another client's generation is "not found", exactly like one that does not exist.
+        generation = generations_of(actor).select_for_update().filter(id=generation_id).first()
         if generation is None:
             raise NotFoundError(f"Generation {generation_id} not found", details={"generation_id": generation_id})
         if generation.status in FINISHED:

@@ -29,7 +29,7 @@ from core.actors import api_actor
 from core.errors import BusyError
 from images import relations, selectors, services
 from images.api import serializers as s
-from images.generation import generation_cancel, generation_create
+from images.generation import generation_cancel, generation_create, generations_of
 from images.intake import image_intake
 from images.models import Generation, Image, ImageSource
 from images.validation import GenerateInputSerializer
@@ -77,8 +77,8 @@ class GenerateView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
-def generations_queryset() -> QuerySet[Generation]:
-    return Generation.objects.prefetch_related(
+def generations_queryset(generations: QuerySet[Generation] | None = None) -> QuerySet[Generation]:
+    return (Generation.objects.all() if generations is None else generations).prefetch_related(
         Prefetch("images", queryset=Image.objects.only("id", "generation_id").order_by("batch_index", "created_at"))
     )
 
@@ -101,7 +101,8 @@ class GenerationViewSet(ActionPolicyMixin, VersionedPaginationMixin, viewsets.Re
     }
 
     def get_queryset(self) -> QuerySet[Generation]:
-        queryset = generations_queryset()
+        # A client sees only its own generations; reviewers and above see every one.
+        queryset = generations_queryset(generations_of(api_actor(self.request)))
         if self.action == "list":
             params = s.GenerationFilterSerializer(data=self.request.query_params)
             params.is_valid(raise_exception=True)
