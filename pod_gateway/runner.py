@@ -81,7 +81,7 @@ def web_command(mode: str, host: str, port: str) -> list[str]:
         "--timeout", str(int(settings.SERVER_BODY_TIMEOUT_SECONDS) + 30),
         "--keep-alive", "5",
         # Scheme headers (X-Forwarded-Proto) only from the proxies trusted with X-Forwarded-For.
-        "--forwarded-allow-ips", ",".join(str(proxy) for proxy in getattr(settings, "TRUSTED_PROXIES", ())),
+        "--forwarded-allow-ips", ",".join(settings.TRUSTED_PROXIES),
         "--no-control-socket",
     ]
 
