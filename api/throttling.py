@@ -169,6 +169,11 @@ def bucket_key(tier: str, ident: str) -> str:
     return f"{tier}:sha256:{hashlib.sha256(ident.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
+def user_ident(user) -> str:
+    """Whose window a signed-in user's requests count in: the same for the API and the admin."""
+    return f"user:{user.pk}"
+
+
 def rate_limit_hit(*, tier: str, ident: str) -> Decision:
     """Count one request of `ident` against `tier` (if there is room) and say whether it may proceed."""
     try:
@@ -211,7 +216,7 @@ class TierRateThrottle(BaseThrottle):
             return True
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            ident = f"user:{user.pk}"
+            ident = user_ident(user)
         else:
             # The socket's address, or X-Forwarded-For's from a trusted proxy only (api.clientip).
             ident = f"ip:{client_ip(request._request)}"

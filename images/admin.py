@@ -28,6 +28,7 @@ from django.utils.http import urlencode
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
+from api.throttling import RateLimitExceeded, rate_limit_hit, user_ident
 from core.admin_tools import (
     REVIEW_CSS,
     ReadOnlyInline,
@@ -635,7 +636,13 @@ class GenerationAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = GenerationStartForm(request.POST if request.method == "POST" else None)
-        if form.is_valid():
+        limited = None
+        if request.method == "POST":
+            # The API's generation tier, in the same window as this user's `POST generate` requests.
+            limited = rate_limit_hit(tier="generation", ident=user_ident(request.user))
+            if not limited.allowed:
+                form.add_error(None, str(RateLimitExceeded(limited).detail))
+        if (limited is None or limited.allowed) and form.is_valid():
             try:
                 generation = generation_create(data=form.validated_data, actor=admin_actor(request))
             except DuplicatePromptError as exc:
@@ -665,6 +672,9 @@ class GenerationAdmin(admin.ModelAdmin):
             "media": self.media + form.media,
             **(extra_context or {}),
         }
+        if limited is not None and not limited.allowed:
+            return TemplateResponse(request, "admin/images/generation/start.html", context, status=429,
+                                    headers=limited.headers())
         return TemplateResponse(request, "admin/images/generation/start.html", context)
 
 
