@@ -35,7 +35,7 @@ from core.batch import BatchResult
 from core.errors import DomainError
 from images.forms import RejectForm
 from images.models import Generation, Image, ImageStatus, ImageTransition, QuickRejectReason
-from images.selectors import images_pending
+from images.selectors import image_pending_count, images_pending
 from images.services import (
     image_approve,
     image_reject,
@@ -190,6 +190,7 @@ class ReviewWorkspace:
         return self._render(request, {
             "title": "Review workspace",
             "mode": "queue",
+            "pending_count": image_pending_count(),
             "tiles": tiles,
             "next": following,
             "filters": filters,

@@ -171,6 +171,7 @@ def test_a_reviewer_decides_a_queue_by_keyboard_alone(chromium, axe_source, live
     context, page = sign_in(chromium, live_server, "alice")
     try:
         expect(page.locator("#pod-tiles [data-image-id]")).to_have_count(6)
+        expect(page.locator("h1")).to_contain_text("6 images waiting")
         assert focused_id(page) == images[0].pk
         expect(tile(page, images[0])).to_have_attribute("aria-selected", "true")
         assert page.locator("#pod-tiles [data-image-id]").first.bounding_box()["width"] >= 256
@@ -420,6 +421,7 @@ def test_the_queue_pages_by_keyset_and_filters(alice, make_image, monkeypatch):
     seen, cursor = [], None
     page = alice.get("/admin/review/")
     assert page.status_code == 200
+    assert "5 images waiting" in page.content.decode()
     config = json.loads(page.content.decode().split('id="pod-review-config" type="application/json">')[1]
                         .split("</script>")[0])
     seen += [t["id"] for t in config["tiles"]]
