@@ -5,17 +5,32 @@ The image itself is built and run in test_image.py; these read the files an oper
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.servers import database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +109,64 @@ def test_the_container_and_the_unit_run_the_web_server_the_runner_runs():
     worker = (DEPLOY / "systemd" / "pod-gateway-worker.service").read_text()
     assert "manage.py db_worker --no-reload --queue-name *" in worker
     assert "exec python manage.py db_worker --no-reload --queue-name '*'" in (DEPLOY / "entrypoint.sh").read_text()
+
+
+def unit_commands(unit: Path, data_dir: Path) -> tuple[dict[str, str], list[list[str]], list[str]]:
+    """The unit's Environment, ExecStartPre and ExecStart, pointed at this checkout and `data_dir`."""
+    text = unit.read_text().replace("\\\n", " ")
+    text = text.replace("/opt/pod-gateway/.venv/bin/python", sys.executable)
+    text = text.replace("/opt/pod-gateway", str(ROOT)).replace("/var/lib/pod-gateway", str(data_dir))
+    env: dict[str, str] = {}
+    pre: list[list[str]] = []
+    start: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "Environment":
+            env.update(item.split("=", 1) for item in shlex.split(value))
+        elif key == "ExecStartPre":
+            pre.append(shlex.split(value))
+        elif key == "ExecStart":
+            start = shlex.split(value)
+    return env, pre, start
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_systemd_units_commands_serve_ready_and_stop_cleanly_on_sigterm(tmp_path):
+    """What systemd would run (ExecStartPre, then ExecStart of both units), on the test database."""
+    units = DEPLOY / "systemd"
+    port = _free_port()
+    processes = []
+    try:
+        for name in ("pod-gateway-web.service", "pod-gateway-worker.service"):
+            unit_env, pre, start = unit_commands(units / name, tmp_path)
+            env = {**os.environ, **unit_env, "DATABASE_URL": database_url(), "PORT": str(port),
+                   "WEB_WORKERS": "1", "WORKER_HEARTBEAT_SECONDS": "0.2"}
+            for command in pre:
+                subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=180, capture_output=True)
+            log = (tmp_path / f"{name}.log").open("wb")
+            processes.append(subprocess.Popen(
+                start, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            ))
+        deadline = time.monotonic() + 90
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/ready", timeout=5) as response:
+                    status = response.status
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.3)
+        logs = "".join(path.read_text(errors="replace")[-2000:] for path in tmp_path.glob("*.log"))
+        assert status == 200, logs
+        # The web unit's main process is gunicorn's master itself (`runner web` execs it), so the unit's
+        # SIGTERM reaches the server directly; the worker unit's is the task worker.
+        assert b"gunicorn" in Path(f"/proc/{processes[0].pid}/cmdline").read_bytes()
+        assert b"db_worker" in Path(f"/proc/{processes[1].pid}/cmdline").read_bytes()
+        # KillMode=mixed: SIGTERM to each unit's main process.
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        assert [process.wait(timeout=60) for process in processes] == [0, 0], logs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)  # the unit's whole process group, as systemd would
+                process.wait(timeout=10)
