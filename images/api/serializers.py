@@ -23,21 +23,33 @@ from rest_framework.reverse import reverse
 
 from api.fields import CleanCharField, IdField, IdListField, StrictBooleanField, choice_field
 from images import relations
-from images.models import Generation, GenerationStatus, Image, ImageStatus, ImageTransition
+from images.models import Generation, GenerationStatus, GenerationTransition, Image, ImageStatus, ImageTransition
 from images.validation import validate_prompt
 
 # --- Output ------------------------------------------------------------------------------------
 
+class GenerationHistoryEntrySerializer(serializers.ModelSerializer):
+    """One recorded status change of a generation."""
+
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = GenerationTransition
+        fields = ["from_status", "to_status", "actor", "via", "note", "created_at"]
+
+
 class GenerationSerializer(serializers.ModelSerializer):
-    """A generation with the ids of the images it has produced so far."""
+    """A generation with the ids of the images it has produced so far, and its status history."""
 
     image_ids = serializers.SerializerMethodField()
+    history = GenerationHistoryEntrySerializer(many=True, read_only=True)
 
     class Meta:
         model = Generation
         fields = [
             "id", "status", "prompt", "negative_prompt", "style", "genre", "backend", "params", "prompt_hash",
-            "image_ids", "success_count", "failed_count", "error", "created_at", "started_at", "finished_at",
+            "image_ids", "success_count", "failed_count", "error", "history", "created_at", "started_at",
+            "finished_at",
         ]
         read_only_fields = fields
 

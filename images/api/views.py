@@ -79,7 +79,8 @@ class GenerateView(APIView):
 
 def generations_queryset(generations: QuerySet[Generation] | None = None) -> QuerySet[Generation]:
     return (Generation.objects.all() if generations is None else generations).prefetch_related(
-        Prefetch("images", queryset=Image.objects.only("id", "generation_id").order_by("batch_index", "created_at"))
+        Prefetch("images", queryset=Image.objects.only("id", "generation_id").order_by("batch_index", "created_at")),
+        "history",
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from core.actors import Actor, Via
 from core.errors import InvalidStateError
@@ -204,3 +206,17 @@ def test_refused_image_moves_change_nothing(make_image, reviewer_actor, start, t
     image.refresh_from_db()
     assert image.status == start
     assert not ImageTransition.objects.exists() and not WebhookEvent.objects.exists()
+
+
+def test_the_generation_resource_carries_its_history(client_user, settings):
+    settings.RATE_LIMITS = {tier: (100_000, 3600) for tier in ("generation", "publishing", "approval", "read")}
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=client_user).key}")
+    created = api.post("/api/v1/generate", {"prompt": "a retro sunset cat", "width": 512, "height": 512},
+                       format="json").json()
+    api.post(f"/api/v1/generations/{created['id']}/cancel")
+    for version in ("v1", "v2"):
+        history = api.get(f"/api/{version}/generations/{created['id']}").json()["history"]
+        assert [(h["from_status"], h["to_status"], h["actor"], h["via"]) for h in history] == [
+            ("", "queued", "client1", "api"), ("queued", "cancelled", "client1", "api")]
+    assert api.get("/api/v2/generations").json()["results"][0]["history"][-1]["to_status"] == "cancelled"
