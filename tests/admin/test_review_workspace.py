@@ -299,12 +299,14 @@ def test_a_publisher_publishes_with_p_and_a_reviewer_has_no_p(chromium, live_ser
 
 @pytest.mark.browser
 @needs_chromium
-def test_the_second_reviewer_on_the_same_image_sees_the_conflict(chromium, live_server, roles, queue_image):
+def test_the_second_reviewer_on_the_same_image_sees_the_conflict(chromium, axe_source, live_server, roles,
+                                                                  queue_image, make_generation, settings):
     from playwright.sync_api import expect
 
     make_user("alice", "reviewers", is_staff=True)
     make_user("bob", "reviewers", is_staff=True)
-    contested, other = queue_image(prompt="owl sticker"), queue_image(prompt="fox sticker")
+    batch = make_generation(prompt="owl sticker")
+    contested, other, third = (queue_image(prompt="owl sticker", generation=batch, batch_index=n) for n in range(3))
     alice_context, alice = sign_in(chromium, live_server, "alice")
     bob_context, bob = sign_in(chromium, live_server, "bob")
     try:
@@ -322,6 +324,22 @@ def test_the_second_reviewer_on_the_same_image_sees_the_conflict(chromium, live_
         assert focused_id(bob) == other.pk
         bob.keyboard.press("a")
         expect(tile(bob, other)).to_have_attribute("data-state", "approved")
+
+        # Over the approval limit: the tile says so, and the image is still there to decide.
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "approval": (1, 3600)}
+        assert focused_id(bob) == third.pk
+        bob.keyboard.press("a")
+        expect(tile(bob, third)).to_contain_text("Rate limit reached")
+        expect(tile(bob, third)).to_have_attribute("data-state", "pending")
+        assert api_image(bob_context, live_server, third)["status"] == S.PENDING
+
+        # The generation view: the batch side by side, whatever each image's status.
+        bob.keyboard.press("g")
+        bob.wait_for_url(f"**/admin/review/generation/{batch.pk}/")
+        expect(bob.locator("#pod-tiles [data-image-id]")).to_have_count(3)
+        expect(tile(bob, contested)).to_have_attribute("data-state", "approved")
+        assert focused_id(bob) == third.pk
+        assert serious_violations(bob, axe_source) == []
 
         assert api_image(bob_context, live_server, contested)["status"] == S.APPROVED
         assert history(api_image(bob_context, live_server, contested)) == [
