@@ -228,6 +228,11 @@ def test_a_reviewer_decides_a_queue_by_keyboard_alone(chromium, axe_source, live
         page.keyboard.press(" ")
         expect(page.locator("#pod-lightbox")).to_be_hidden()
         assert focused_id(page) == images[5].pk
+        # Decided, refused and selected tiles keep their contrast in the admin's dark theme too.
+        page.keyboard.press("x")
+        page.emulate_media(color_scheme="dark")
+        assert serious_violations(page, axe_source) == []
+        page.emulate_media(color_scheme="light")
 
         # Every decision, as the API reports it: through the admin, by alice, with what she picked or typed.
         statuses = [api_image(context, live_server, image)["status"] for image in images]

@@ -300,8 +300,9 @@
         decided += done.length;
       }
       const refused = ids.length - done.length;
+      const cleared = !nextCursor && !tiles.some(undecided) ? " Every image here is decided." : "";
       announce(labels[action] + " " + done.length + " image" + (done.length === 1 ? "" : "s") +
-        (refused ? "; " + refused + " not changed" : "") + ".");
+        (refused ? "; " + refused + " not changed" : "") + "." + cleared);
       updateCounter();
     }));
     clearSelection();
