@@ -19,7 +19,7 @@ from django.utils import timezone
 from core.actors import Actor
 from core.batch import BatchResult
 from core.errors import InvalidInputError, InvalidStateError, NotFoundError
-from core.text import clean_text
+from core.text import clean_text, markup_found
 from images.models import Image, ImageStatus
 from images.services import images_transition, raise_for_single
 from publishing.models import (
@@ -41,6 +41,8 @@ TEMPLATE_FIELDS = frozenset(
 )
 PRINTIFY_REQUIRED = ("blueprint_id", "print_provider_id", "variant_ids")
 _TEXT_FIELDS = frozenset({"name", "position", "title_template", "description_template"})
+# Texts that reach the listing (with `tags`): the markup rules of core.text apply to them.
+_LISTING_TEXT_FIELDS = frozenset({"title_template", "description_template"})
 _WHOLE_NUMBER_FIELDS = frozenset({"blueprint_id", "print_provider_id", "price_cents"})
 _NULLABLE_FIELDS = frozenset({"blueprint_id", "print_provider_id"})
 _NUMBER_FIELDS = frozenset({"x", "y", "scale", "angle"})
@@ -135,6 +137,8 @@ def _template_value(name: str, value: Any) -> Any:
     if name in _TEXT_FIELDS:
         if not isinstance(value, str):
             raise ValidationError("Enter a text.")
+        if name in _LISTING_TEXT_FIELDS:
+            _refuse_listing_markup(value)
         return clean_text(value)
     if name == "platform":
         if value not in Platform.values:
@@ -153,6 +157,9 @@ def _template_value(name: str, value: Any) -> Any:
     if name == "tags":
         if not isinstance(value, list | tuple):
             raise ValidationError("Enter a list of tags.")
+        for tag in value:
+            if isinstance(tag, str):
+                _refuse_listing_markup(tag)
         return [clean_text(tag) if isinstance(tag, str) else tag for tag in value]
     if name == "variant_ids":
         if not isinstance(value, list | tuple):
@@ -161,6 +168,12 @@ def _template_value(name: str, value: Any) -> Any:
     if name == "is_default" and not isinstance(value, bool):
         raise ValidationError("Enter true or false.")
     return value
+
+
+def _refuse_listing_markup(text: str) -> None:
+    """Listing texts go to Printify and listing.json as they are: markup in them is refused (core.text rules)."""
+    if found := markup_found(text):
+        raise ValidationError(f"Markup is not allowed ({found} found).")
 
 
 @transaction.atomic
@@ -282,6 +295,8 @@ def _overrides(*, title: str | None, description: str | None, price_cents: int |
             title = " ".join(clean_text(title).split())
             if not title or len(title) > TITLE_MAX:
                 fields["title"] = [f"Must be 1–{TITLE_MAX} characters"]
+            elif found := markup_found(title):
+                fields["title"] = [f"Markup is not allowed ({found} found)."]
             overrides["title"] = title
     if description is not None:
         if not isinstance(description, str):
@@ -290,6 +305,8 @@ def _overrides(*, title: str | None, description: str | None, price_cents: int |
             description = clean_text(description)
             if len(description) > DESCRIPTION_MAX:
                 fields["description"] = [f"At most {DESCRIPTION_MAX} characters"]
+            elif found := markup_found(description):
+                fields["description"] = [f"Markup is not allowed ({found} found)."]
             overrides["description"] = description
     if price_cents is not None:
         if isinstance(price_cents, bool) or not isinstance(price_cents, int) or not 1 <= price_cents <= PRICE_MAX_CENTS:

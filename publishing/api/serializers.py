@@ -41,10 +41,11 @@ from publishing.services import product_template_validate
 
 
 class ListingTextField(CleanCharField):
-    """Listing texts: trimmed, control characters removed, newlines and HTML kept (Printify renders it)."""
+    """Listing texts: trimmed, control characters removed, newlines kept, markup refused (they reach Printify's
+    listings and listing.json as they are; `publishing.services` applies the same rule to every door)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(fold_newlines=False, allow_markup=True, **kwargs)
+        super().__init__(fold_newlines=False, allow_markup=False, **kwargs)
 
 
 class ProductFilterSerializer(serializers.Serializer):
