@@ -170,25 +170,47 @@ class PrintifyClient:
         return self.request("POST", f"shops/{self._require_shop()}/products/{product_id}/publish.json", json=body)
 
     def products_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
-        """The shop's products, newest first, page after page (at most `max_pages` pages)."""
-        return self._pages(f"shops/{self._require_shop()}/products.json", max_pages=max_pages,
-                           limit=PRODUCTS_PAGE_MAX)
+        """The shop's products, newest first, from at most `max_pages` pages."""
+        return self._recent(f"shops/{self._require_shop()}/products.json", max_pages=max_pages,
+                            limit=PRODUCTS_PAGE_MAX, time_key="created_at")
 
     def uploads_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
-        """The account's uploaded files, newest first, page after page (at most `max_pages` pages)."""
-        return self._pages("uploads.json", max_pages=max_pages, limit=UPLOADS_PAGE_MAX)
+        """The account's uploaded files, newest first, from at most `max_pages` pages."""
+        return self._recent("uploads.json", max_pages=max_pages, limit=UPLOADS_PAGE_MAX, time_key="upload_time")
 
-    def _pages(self, path: str, *, max_pages: int, limit: int) -> Iterator[dict[str, Any]]:
-        """The items of a paginated list (`{current_page, last_page, data[…]}`), page after page."""
-        for page in range(1, max_pages + 1):
-            answer = self.request("GET", path, params={"page": page, "limit": limit})
-            data = answer.get("data") if isinstance(answer, dict) else None
-            if not isinstance(data, list):
-                raise PrintifyError(f"Printify answered GET {path} without its data")
-            yield from (item for item in data if isinstance(item, dict))
-            last = answer.get("last_page")
-            if not data or not isinstance(last, int) or page >= last:
-                return
+    def _page(self, path: str, *, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of a paginated list (`{current_page, last_page, data[…]}`): its items and the last page."""
+        answer = self.request("GET", path, params={"page": page, "limit": limit})
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, list):
+            raise PrintifyError(f"Printify answered GET {path} without its data")
+        last = answer.get("last_page")
+        return [item for item in data if isinstance(item, dict)], last if isinstance(last, int) else page
+
+    def _recent(self, path: str, *, max_pages: int, limit: int, time_key: str) -> Iterator[dict[str, Any]]:
+        """A list's items newest first, whichever way Printify orders it.
+
+        The documentation does not promise an order: if the first page runs oldest first, the newest
+        items are on the last pages, which are then read backwards.
+        """
+        items, last = self._page(path, page=1, limit=limit)
+        if not _oldest_first(items, time_key):
+            yield from items
+            for page in range(2, min(last, max_pages) + 1):
+                yield from self._page(path, page=page, limit=limit)[0]
+            return
+        if last == 1:
+            yield from reversed(items)
+            return
+        for page in range(last, max(0, last - max_pages), -1):
+            yield from reversed(self._page(path, page=page, limit=limit)[0])
+
+
+def _oldest_first(items: list[dict[str, Any]], time_key: str) -> bool:
+    """Whether a page runs from older to newer (by `time_key`, e.g. `2026-12-01 16:37:45+00:00`)."""
+    times = [str(item.get(time_key) or "") for item in (items[0], items[-1])] if len(items) > 1 else []
+    # Printify's timestamps are fixed-width, so they compare as text.
+    return bool(times) and all(times) and times[0] < times[-1]
 
 
 def _reason(exc: Exception) -> str:

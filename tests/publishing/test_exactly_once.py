@@ -58,7 +58,11 @@ def test_a_create_answered_badly_after_printify_made_the_product_is_adopted(
     assert ("created", f"adopted {product.external_id}, found by its marker") in history
 
 
-def test_the_marker_is_found_on_a_later_page_of_the_shop(printify, hoodie, approved, actor):
+@pytest.mark.parametrize(("oldest_first", "lists"), [(False, 3), (True, 4)], ids=["newest-first", "oldest-first"])
+def test_the_marker_is_found_on_a_later_page_of_the_shop(printify, hoodie, approved, actor, oldest_first, lists):
+    # Printify does not promise an order: read newest first either way (page 1, then from the last back).
+    printify.oldest_first = oldest_first
+
     def others_arrive() -> None:
         # Other products made in the shop right after ours push it to the third page of 50.
         for n in range(120):
@@ -68,7 +72,7 @@ def test_the_marker_is_found_on_a_later_page_of_the_shop(printify, hoodie, appro
     printify.inject("create", Fault(status=502, after=True, hook=others_arrive))
     product = publish_one(approved, actor)
     assert product.status == ProductStatus.PUBLISHED, product.error
-    assert printify.calls["create"] == 1 and printify.calls["list"] == 3
+    assert printify.calls["create"] == 1 and printify.calls["list"] == lists
     assert product.external_id and not product.external_id.startswith("other")
     assert f"pod:{product.id}" in printify.products[product.external_id]["tags"]
 

@@ -110,6 +110,8 @@ class PrintifyStandIn:
         self.uploads: dict[str, dict[str, Any]] = {}
         self.products: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        # Lists run newest first; set to list oldest first instead (the API does not promise an order).
+        self.oldest_first = False
         self.lock = threading.Lock()
         stand_in = self
 
@@ -318,26 +320,27 @@ class PrintifyStandIn:
         if int(shop) != SHOP_ID:
             raise ApiError(404, "Shop not found.", code=8200)
         with self.lock:
-            newest_first = list(reversed(self.products.values()))
-        return self._page(body, newest_first, limit_max=50)
+            items = list(self.products.values())
+        return self._page(body, items, limit_max=50)
 
     def _uploads(self, body: dict) -> tuple[int, Any]:
         """Printify's paginated list of uploaded files, newest first (`limit` at most 100)."""
         with self.lock:
-            newest_first = list(reversed(self.uploads.values()))
-        return self._page(body, newest_first, limit_max=100)
+            items = list(self.uploads.values())
+        return self._page(body, items, limit_max=100)
 
-    def _page(self, body: dict, newest_first: list[dict[str, Any]], *, limit_max: int) -> tuple[int, Any]:
+    def _page(self, body: dict, oldest_first: list[dict[str, Any]], *, limit_max: int) -> tuple[int, Any]:
+        ordered = oldest_first if self.oldest_first else list(reversed(oldest_first))
         try:
             page, limit = int(body.get("page", 1)), int(body.get("limit", 10))
         except ValueError:
             raise ApiError(400, "Validation failed.", "page and limit must be numbers") from None
         if not 1 <= limit <= limit_max or page < 1:
             raise ApiError(400, "Validation failed.", f"limit: The limit may not be greater than {limit_max}.")
-        last_page = max(1, -(-len(newest_first) // limit))
-        data = newest_first[(page - 1) * limit: page * limit]
+        last_page = max(1, -(-len(ordered) // limit))
+        data = ordered[(page - 1) * limit: page * limit]
         return 200, {"current_page": page, "data": data, "from": (page - 1) * limit + 1, "last_page": last_page,
-                     "per_page": limit, "to": (page - 1) * limit + len(data), "total": len(newest_first),
+                     "per_page": limit, "to": (page - 1) * limit + len(data), "total": len(ordered),
                      "next_page_url": f"/?page={page + 1}" if page < last_page else None}
 
     def _publish(self, body: dict, shop: str, pid: str) -> tuple[int, Any]:
