@@ -81,9 +81,7 @@ def test_every_example_setting_is_one_the_settings_or_the_deploy_files_read():
     deploy_text = (DEPLOY / "entrypoint.sh").read_text() + (DEPLOY / "compose.yaml").read_text()
     names = re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (DEPLOY / "env.example").read_text(), re.M)
     assert "SECRET_KEY" in names and "ALLOWED_HOSTS" in names
-    # TRUSTED_PROXIES is part of the contract; the settings that read it may land separately.
-    unknown = [name for name in names if f'"{name}"' not in settings_text and name not in deploy_text
-               and name != "TRUSTED_PROXIES"]
+    unknown = [name for name in names if f'"{name}"' not in settings_text and name not in deploy_text]
     assert unknown == []
 
 
