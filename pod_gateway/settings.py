@@ -538,9 +538,16 @@ SERVER_GRACEFUL_TIMEOUT_SECONDS = env.float("SERVER_GRACEFUL_TIMEOUT_SECONDS", 3
 WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", 30.0, validate=at_least(1))
 # Under ASGI (pod_gateway.asgi says so) every request runs its synchronous code in a thread of its own,
 # which would leave a persistent database connection behind each time: Django's documentation asks
-# for CONN_MAX_AGE = 0 there. Task workers keep theirs.
+# for CONN_MAX_AGE = 0 there. Task workers keep theirs. On PostgreSQL the web processes take their
+# connections from a psycopg pool instead (Django's `pool` option), so a request does not pay for a new
+# connection; at most DATABASE_POOL_MAX_SIZE per web process.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", 20, validate=at_least(1))
 if os.environ.get("POD_SERVER_INTERFACE") == "asgi":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10,
+        }
 
 # A request naming a host outside ALLOWED_HOSTS is the client's mistake (or a scan): one warning line,
 # no traceback (Django logs it as an error with one). Under /api/ it is answered 400 in the API's shape.
