@@ -7,13 +7,26 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from core.text import clean_text, markup_found
 from images.validation import GenerateInputSerializer
+
+
+class PlainTextField(forms.CharField):
+    """A text that leaves the gateway (history, webhooks): cleaned and refused with markup, as the API does."""
+
+    def to_python(self, value: Any) -> str:
+        return clean_text(super().to_python(value), fold_newlines=True)
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if found := markup_found(value):
+            raise forms.ValidationError(f"Markup is not allowed ({found} found).")
 
 
 class RejectForm(forms.Form):
     """The reason recorded in every rejected image's history (and sent with `image.rejected`)."""
 
-    reason = forms.CharField(
+    reason = PlainTextField(
         required=False,
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "e.g. blurry edges, text misspelt, off-brief"}),
@@ -24,7 +37,7 @@ class RejectForm(forms.Form):
 class ApproveForm(forms.Form):
     """The optional note recorded in each approved image's history (sent with `image.approved`)."""
 
-    note = forms.CharField(required=False, max_length=1000)
+    note = PlainTextField(required=False, max_length=1000)
 
 
 # The form's own fields only describe the inputs; ranges, defaults and enums are checked by the API's

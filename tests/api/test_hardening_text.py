@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from core.actors import Actor, Via
 from core.errors import InvalidInputError
@@ -129,3 +130,18 @@ def test_publish_override_rule_is_the_services_own(publisher, make_image):
     with pytest.raises(InvalidInputError) as refused:
         services.image_publish(image_id=image.id, actor=Actor(publisher, Via.COMMAND), description="<b>x</b>")
     assert "description" in refused.value.fields
+
+
+@pytest.mark.parametrize("text", ["&lt;script&gt;x", "java\tscript:x", "\uff1cb\uff1e"])
+def test_the_admin_reject_reason_and_approve_note_follow_the_same_rule(make_image, text):
+    reviewer = make_user("rev", "reviewers", is_staff=True)
+    image = make_image()
+    client = Client()
+    client.force_login(reviewer)
+    client.post(reverse("admin:images_image_reject", args=[image.pk]), {"reason": text})
+    client.post(reverse("admin:images_image_approve", args=[image.pk]), {"note": text})
+    image.refresh_from_db()
+    assert image.status == ImageStatus.PENDING
+    client.post(reverse("admin:images_image_reject", args=[image.pk]), {"reason": "blurry\nedges"})
+    image.refresh_from_db()
+    assert image.status == ImageStatus.REJECTED
