@@ -109,7 +109,8 @@ tools="$("${run[@]}" run --rm "${limits[@]}" "$image" sh -c 'for t in gcc cc mak
 
 # `database create|drop`: with the image's own psycopg, so the host needs no PostgreSQL client.
 database() {
-  "${run[@]}" run --rm "${common[@]}" "$image" python -c '
+  # No data volume here: at clean-up this runs after the volume is gone, and must not make it again.
+  "${run[@]}" run --rm --network host "${limits[@]}" "$image" python -c '
 import sys, psycopg
 from psycopg import sql
 from urllib.parse import urlsplit
