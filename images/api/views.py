@@ -226,8 +226,13 @@ class ImageViewSet(
         return super().get_renderers()
 
     def _image_response(self, image: Image, status_code: int = 200, headers: dict | None = None) -> Response:
-        image = self.get_queryset().get(id=image.id)
-        return Response(self.get_serializer(image).data, status=status_code, headers=headers)
+        # The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
+        # `.values()` row): building the serializer's fields for one instance cost more than the decision.
+        context = self.get_serializer_context()
+        renderer = s.RowRenderer(self.get_serializer(context=context))
+        rows = list(Image.objects.filter(id=image.id).values(*renderer.columns))
+        context["products"] = relations.product_summaries([image.id])
+        return Response(renderer.render(rows)[0], status=status_code, headers=headers)
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = s.ImageUploadSerializer(data=request.data)
