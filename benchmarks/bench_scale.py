@@ -172,11 +172,15 @@ def _measure(client: Client, url: str) -> tuple[float, float]:
     return (_cpu_seconds() - cpu_start) / count, best
 
 
-def run() -> list[str]:
+def _clients() -> tuple[Client, Client]:
+    """An admin session and an API token of a new superuser: each size starts with an empty rate-limit log."""
     user = User.objects.create_superuser(username=f"bench-{uuid.uuid4().hex[:8]}", password=uuid.uuid4().hex)
     admin_client = Client()
     admin_client.force_login(user)
-    api_client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return admin_client, Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+
+
+def run() -> list[str]:
     request_log = logging.getLogger("pod_gateway.request")
     level = request_log.level
     request_log.setLevel(logging.WARNING)
@@ -192,6 +196,7 @@ def run() -> list[str]:
                 seconds = seed(seeded, size, base_epoch)
                 lines.append(f"seeded {size - seeded:,} images in {seconds:.1f} s ({connection.vendor})")
                 seeded = size
+                admin_client, api_client = _clients()
                 for label, url, _limit in PAGES:
                     client = admin_client if url.startswith("/admin/") else api_client
                     spent, best = _measure(client, url)
