@@ -53,11 +53,15 @@ fi
 # The index this host's pip uses; file:// indexes are not visible inside the build, so only http(s) ones.
 pip=(python3 -m pip)
 [[ -x .venv/bin/pip ]] && pip=(.venv/bin/pip)
-pip_config() { "${pip[@]}" config get "$1" 2>/dev/null | tr ' ' '\n' | grep -E '^https?://' | paste -sd' ' || true; }
-index_url="${PIP_INDEX_URL:-$(pip_config global.index-url)}"
-extra_index_url="${PIP_EXTRA_INDEX_URL:-$(pip_config global.extra-index-url)}"
+# `pip config list` merges every configuration file (global, user, site) and PIP_* variables.
+pip_setting() {
+  "${pip[@]}" config list 2>/dev/null | sed -nE "s/^(global|install|:env:)\.$1='?([^']*)'?$/\2/p" | tail -n1 || true
+}
+http_only() { tr ' ' '\n' | grep -E '^https?://' | paste -sd' ' || true; }
+index_url="${PIP_INDEX_URL:-$(pip_setting index-url | http_only)}"
+extra_index_url="${PIP_EXTRA_INDEX_URL:-$(pip_setting extra-index-url | http_only)}"
 # The CA bundle pip trusts here (a TLS-intercepting proxy's CA may be in it), handed in as a build secret.
-cert="${PIP_CERT:-$("${pip[@]}" config get global.cert 2>/dev/null || true)}"
+cert="${PIP_CERT:-$(pip_setting cert)}"
 secret=()
 [[ -n "$cert" && -r "$cert" ]] && secret=(--secret "id=pip-ca,src=$cert")
 

@@ -39,8 +39,9 @@ def test_the_image_serves_ready_with_web_and_worker_on_postgres_and_redis():
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (apt-get install {package}): the container image is not tested here")
     # A free port: several test runs on one machine must not collide.
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(Path.home()),
-           "IMAGE_TEST_PORT": str(_free_port())}
+    # This environment (pip's PIP_* settings among it), but not the test run's own database and data directory.
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "DATA_DIR")}
+    env["IMAGE_TEST_PORT"] = str(_free_port())
     # The same servers as this run, a database of the containers' own (made and dropped by the script).
     server = database._replace(path=f"/pod_image_test_{os.getpid()}").geturl()
     env["IMAGE_TEST_DATABASE_URL"] = server
