@@ -181,6 +181,10 @@ def _clients() -> tuple[Client, Client]:
 
 
 def run() -> list[str]:
+    # One PostgreSQL backend for the whole run, so its CPU clock (read from /proc) is never reset mid-measure.
+    connection.ensure_connection()
+    connection.settings_dict["CONN_MAX_AGE"] = None
+    connection.close_at = None
     request_log = logging.getLogger("pod_gateway.request")
     level = request_log.level
     request_log.setLevel(logging.WARNING)
