@@ -18,9 +18,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from api.authentication import TokenAuthentication
 from api.exceptions import error_response
 from api.models import IdempotencyRecord, IdempotencyState
 

@@ -358,7 +358,7 @@ CSRF_FAILURE_VIEW = "api.views.csrf_failure"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its `WWW-Authenticate: Token` challenge makes anonymous requests 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ActionPermission"],

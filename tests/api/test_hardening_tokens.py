@@ -110,3 +110,12 @@ def test_an_id_in_a_path_that_names_nothing_is_404(as_client, path):
     response = as_client.get(path)
     assert response.status_code == 404
     assert response.json()["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("header", ["Token a\x00b", "Token " + "x" * 41, "Token caf\u00e9"])
+def test_an_auth_token_that_cannot_be_a_key_is_401(anon, header):
+    for response in (anon.get("/api/v1/images", HTTP_AUTHORIZATION=header),
+                     anon.post("/api/v1/generate", {"prompt": "retro sunset cat"}, format="json",
+                               HTTP_AUTHORIZATION=header, HTTP_IDEMPOTENCY_KEY="k-1")):
+        assert_v1(response, 401, "UNAUTHORIZED")
+    assert not Generation.objects.exists()
