@@ -138,6 +138,9 @@ def api_image(context, live_server, image: Image) -> dict:
 
 
 def serious_violations(page, axe_source: str) -> list[str]:
+    # The admin's links fade their colour (a CSS transition): a colour scheme just switched is measured
+    # once the fades have ended, not halfway.
+    page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
     page.add_script_tag(content=axe_source)
     result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
     return [
