@@ -9,6 +9,7 @@ import os
 import socket
 
 import pytest
+import redis
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -24,6 +25,14 @@ from images.models import Image, ImageStatus
 # and write their metrics where this process's /api/metrics reads them.
 os.environ["SECRET_KEY"] = settings.SECRET_KEY
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.PROMETHEUS_MULTIPROC_DIR)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _empty_redis():
+    """A test run starts with REDIS_URL's database empty: rate-limit windows of an earlier run name the
+    same user ids (a new test database numbers them from 1 again) and would count against this one."""
+    if settings.REDIS_URL:
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture(autouse=True)
