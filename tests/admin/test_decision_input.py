@@ -1,4 +1,4 @@
-"""The admin's approve and reject buttons refuse a note or reason the history could not hold as given."""
+"""The admin's approve and reject buttons clean a note or reason as the API does, and refuse one it would refuse."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     ("view", "field", "value"),
     [
-        ("images_image_approve", "note", "looks\x00fine"),
+        ("images_image_approve", "note", "looks <b>fine</b>"),
         ("images_image_approve", "note", "x" * 1001),
-        ("images_image_reject", "reason", "off\x00brief"),
+        ("images_image_reject", "reason", "off javascript:brief()"),
         ("images_image_reject", "reason", "x" * 1001),
     ],
 )
@@ -37,3 +37,12 @@ def test_an_approval_note_is_recorded_trimmed(client, staff_reviewer, queue_imag
     client.force_login(staff_reviewer)
     client.post(reverse("admin:images_image_approve", args=[quote(image.pk)]), {"note": "  sharp  "})
     assert ImageTransition.objects.get(image=image).note == "sharp"
+
+
+def test_a_reason_loses_its_null_bytes_as_in_the_api(client, staff_reviewer, queue_image):
+    image = queue_image()
+    client.force_login(staff_reviewer)
+    client.post(reverse("admin:images_image_reject", args=[quote(image.pk)]), {"reason": "off\x00brief"})
+    image.refresh_from_db()
+    assert image.status == ImageStatus.REJECTED
+    assert ImageTransition.objects.get(image=image).note == "offbrief"
