@@ -1,7 +1,7 @@
 """What other apps keep about an image, asked for here without images/ importing them.
 
 The publishing app registers its products (`PublishingConfig.ready`); images/ then shows an image's
-product in the API, counts products in the stats and keeps an image whose product exists on the
+products in the API, counts products in the stats and keeps an image whose product exists on the
 platform. Without a registered lookup an image simply has no products.
 """
 
@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 
 class ProductLookup(Protocol):
-    def summaries(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Image id → its product's `{id, status, external_url}` (images without one are absent)."""
+    def summaries(self, image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Image id → its products' `{id, status, platform, template, external_url}`, newest first
+        (images without one are absent)."""
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         """Image id → why it must not be deleted (its product exists on the platform)."""
@@ -23,7 +24,7 @@ class ProductLookup(Protocol):
 
 
 class _NoProducts:
-    def summaries(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def summaries(self, image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         return {}
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
@@ -42,7 +43,7 @@ def products_register(lookup: ProductLookup) -> None:
     _products = lookup
 
 
-def product_summaries(image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def product_summaries(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     return _products.summaries(image_ids) if image_ids else {}
 
 

@@ -40,7 +40,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.REJECTED: frozenset({S.APPROVED, S.PENDING}),
     S.PUBLISHING: frozenset({S.PUBLISHED, S.FAILED}),
     S.FAILED: frozenset({S.PUBLISHING, S.PENDING}),
-    S.PUBLISHED: frozenset(),
+    # Another product for the same design (CONTRACT §3); a design's status sums up its products'.
+    S.PUBLISHED: frozenset({S.PUBLISHING}),
 }
 IMAGE_LIFECYCLE = Lifecycle(subject="image", model=Image, history=ImageTransition, transitions=TRANSITIONS)
 # The to-status of an image's last history row, written when it is deleted (the rows are kept).

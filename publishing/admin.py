@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.dateformat import format as date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from core.admin_tools import (
@@ -25,7 +25,6 @@ from images.admin import ImageAdmin, thumbnail_html
 from images.models import Image
 from publishing.forms import ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
-from publishing.selectors import products_of_images
 from publishing.services import (
     images_publish,
     product_retry,
@@ -115,8 +114,8 @@ class ProductAdmin(admin.ModelAdmin):
     inlines = [ProductTransitionInline]
     readonly_fields = fields = [
         "id", "image_link", "status_column", "platform", "template", "title", "description", "price_cents",
-        "external_upload_id", "external_id", "external_link", "error", "attempts", "created_at", "updated_at",
-        "published_at",
+        "variant_prices", "external_upload_id", "external_id", "external_link", "mockups_column", "error",
+        "attempts", "created_at", "updated_at", "published_at",
     ]
 
     class Media:
@@ -151,6 +150,10 @@ class ProductAdmin(admin.ModelAdmin):
         if obj.published_at is None:
             return "—"
         return format_html('<span class="pod-created">{}</span>', date_format(localtime(obj.published_at), "M j, H:i"))
+
+    @admin.display(description="Mockups")
+    def mockups_column(self, obj: Product) -> str:
+        return mockups_html(obj.mockups, limit=24) or "—"
 
     @admin.display(description="On the platform")
     def external_link(self, obj: Product) -> str:
@@ -190,6 +193,28 @@ class ProductAdmin(admin.ModelAdmin):
             self.message_user(request, f"Retrying {len(retried)} products: {', '.join(retried)}", messages.SUCCESS)
 
 
+def mockups_html(mockups: list[dict[str, Any]], *, limit: int = 6) -> str:
+    """Printify's mockups of a product as small pictures, the default one first."""
+    ordered = sorted(mockups, key=lambda m: not m.get("is_default"))[:limit]
+    return format_html_join(
+        "", '<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1} mockup" class="pod-mockup" '
+        'loading="lazy" width="96" height="96"></a>',
+        ((m["src"], m.get("position", "")) for m in ordered),
+    )
+
+
+def product_summary_html(product: Product) -> str:
+    """One product on its image's page: id, template, status, link on the platform and mockups."""
+    url = admin_url("publishing_product_change", product.pk)
+    link = ""
+    if product.external_url:
+        link = format_html(' · <a href="{}" target="_blank" rel="noopener">on {}</a>', product.external_url,
+                           product.platform)
+    template = product.template.name if product.template else "template deleted"
+    return format_html('<a href="{}">{}</a> {} {}{}<div class="pod-mockups">{}</div>', url, product.pk, template,
+                       status_badge(product.status), link, mockups_html(product.mockups))
+
+
 class PublishingImageAdmin(ImageAdmin):
     """The review queue with what publishing adds: the publish action and each image's product."""
 
@@ -200,17 +225,12 @@ class PublishingImageAdmin(ImageAdmin):
     ]
     readonly_fields = [*ImageAdmin.readonly_fields, "product_link"]
 
-    @admin.display(description="Product")
+    @admin.display(description="Products")
     def product_link(self, obj: Image) -> str:
-        product = products_of_images([obj.pk]).get(obj.pk)
-        if product is None:
+        products = list(Product.objects.filter(image_id=obj.pk).select_related("template").order_by("-created_at"))
+        if not products:
             return "—"
-        url = admin_url("publishing_product_change", product["id"])
-        external = product["external_url"]
-        link = ""
-        if external:
-            link = format_html(' · <a href="{}" target="_blank" rel="noopener">{}</a>', external, external)
-        return format_html('<a href="{}">{}</a> {}{}', url, product["id"], status_badge(product["status"]), link)
+        return format_html_join("", '<div class="pod-product">{}</div>', ((product_summary_html(p),) for p in products))
 
     def has_publish_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("publishing.publish_image")
@@ -220,16 +240,16 @@ class PublishingImageAdmin(ImageAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         form = PublishForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            template = form.cleaned_data["template"]
+            templates = form.cleaned_data["templates"]
             try:
                 result = images_publish(
-                    image_ids=ids, actor=admin_actor(request), template_id=template.pk if template else None,
+                    image_ids=ids, actor=admin_actor(request), template_ids=[t.pk for t in templates],
                     batch_action="publish",
                 )
             except InvalidInputError as exc:
                 for messages_ in exc.fields.values():
                     for message in messages_:
-                        form.add_error("template", message)
+                        form.add_error("templates", message)
                 if not exc.fields:
                     form.add_error(None, exc.message)
             except DomainError as exc:
@@ -239,8 +259,9 @@ class PublishingImageAdmin(ImageAdmin):
                 report_result(self, request, result, "Publishing")
                 return None
         return self.intermediate_page(request, queryset, form, action="publish_images", title="Publish images",
-                                      submit="Publish", intro="Publish these approved images as products with the "
-                                      "chosen template. Publishing runs in the background; follow it under Products.")
+                                      submit="Publish", intro="Publish these images as products, one per ticked "
+                                      "template (a template an image is already live on is skipped). Publishing runs "
+                                      "in the background; follow it under Products.")
 
 
 # The images app registers the plain review queue; publishing replaces it with the extended one.

@@ -18,37 +18,30 @@ CATALOG_HINT = "Run manage.py printify_catalog --blueprint B --provider P to lis
 
 
 class PublishForm(forms.Form):
-    """The template the selected images are published with.
+    """The templates the selected images are published with: one product per image and template.
 
-    With a default template, leaving the choice empty means that one (the API's rule). Without one, the
-    publisher must choose: an empty choice would only be refused after the click.
+    The default templates are ticked to begin with; a template an image is already live on is skipped
+    for that image.
     """
 
-    template = forms.ModelChoiceField(queryset=ProductTemplate.objects.order_by("name"), required=False)
+    templates = forms.ModelMultipleChoiceField(
+        queryset=ProductTemplate.objects.order_by("name"), widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Tick at least one template."},
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["template"]
-        templates = list(ProductTemplate.objects.order_by("name").values_list("pk", "is_default", "name"))
-        default = next(((pk, name) for pk, is_default, name in templates if is_default), None)
-        if default is not None:
-            field.empty_label = f"Default template ({default[1]})"
-            field.help_text = "The default template is chosen; pick another one to use it for these images."
-            field.initial = default[0]
-            return
-        field.required = True
-        field.error_messages["required"] = "Choose a template: none is marked as default."
+        field = self.fields["templates"]
+        templates = list(ProductTemplate.objects.order_by("name").values_list("pk", "is_default"))
+        field.initial = [pk for pk, is_default in templates if is_default] or (
+            [templates[0][0]] if len(templates) == 1 else [])
         if not templates:
-            field.empty_label = "No product templates yet"
             field.help_text = format_html(
-                'There are no product templates. <a href="{}">Add one</a> (blueprint, provider, variants, price), '
+                'No product templates yet. <a href="{}">Add one</a> (blueprint, provider, variants, price), '
                 "then publish again.", reverse("admin:publishing_producttemplate_add"),
             )
-            return
-        field.empty_label = "Choose a template…"
-        field.help_text = "No template is marked as default, so choose one."
-        if len(templates) == 1:
-            field.initial = templates[0][0]
+        else:
+            field.help_text = "One product per ticked template; the default templates are ticked."
 
 
 class ListField(forms.CharField):

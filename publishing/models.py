@@ -60,6 +60,19 @@ def validate_variant_ids(value: Any) -> None:
         )
 
 
+def validate_variant_prices(value: Any) -> None:
+    """Variant id (as text) → price in cents, for at most VARIANTS_MAX variants."""
+    if not isinstance(value, dict):
+        raise ValidationError("Enter an object of variant id → price in cents.")
+    if len(value) > VARIANTS_MAX:
+        raise ValidationError(f"At most {VARIANTS_MAX} variants.")
+    for key, cents in value.items():
+        if not (isinstance(key, str) and key.isdigit() and 1 <= int(key) <= PRINTIFY_ID_MAX):
+            raise ValidationError(f"{key!r} is not a variant id.")
+        if type(cents) is not int or not 1 <= cents <= PRICE_MAX_CENTS:
+            raise ValidationError(f"The price of variant {key} must be a whole number of cents, 1–{PRICE_MAX_CENTS}.")
+
+
 def validate_tags(value: Any) -> None:
     """A list of at most TAGS_MAX tags, each a text of 1 to TAG_MAX characters."""
     if not isinstance(value, list):
@@ -101,6 +114,8 @@ class ProductTemplate(models.Model):
     price_cents = models.PositiveIntegerField(
         default=2999, validators=[MinValueValidator(1), MaxValueValidator(PRICE_MAX_CENTS)]
     )
+    # Prices of single variants (variant id as text → cents), e.g. the larger sizes; the others cost price_cents.
+    variant_prices = models.JSONField(default=dict, blank=True, validators=[validate_variant_prices])
     # Where the design goes (Printify's placeholder position: front, back, …).
     position = models.CharField(max_length=POSITION_MAX, default="front")
     # Placement within the print area: centre x and y as fractions of it, scale, angle in degrees.
@@ -122,12 +137,8 @@ class ProductTemplate(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Several templates may be default: publishing without naming one makes a product of each.
         ordering = ["name", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["is_default"], condition=models.Q(is_default=True), name="one_default_template"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.platform})"
@@ -137,7 +148,7 @@ class Product(models.Model):
     """One design published (or being published) with a template; external ids kept as they are learnt."""
 
     id = models.CharField(primary_key=True, max_length=40, default=ids.new_product_id, editable=False)
-    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="product")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="products")
     template = models.ForeignKey(
         ProductTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
     )
@@ -146,12 +157,15 @@ class Product(models.Model):
     title = models.CharField(max_length=TITLE_MAX, blank=True, default="")
     description = models.TextField(blank=True, default="")
     price_cents = models.PositiveIntegerField(null=True, blank=True)
+    # The template's per-variant prices when publishing started (empty when a price was given for all).
+    variant_prices = models.JSONField(default=dict, blank=True)
     # Listing tags and the Printify shop, fixed when publishing starts so a resumed run uses the same.
     tags = models.JSONField(default=list, blank=True)
     shop_id = models.CharField(max_length=40, blank=True, default="")
     # The pipeline task last enqueued for this product (django_tasks result id).
     task_id = models.CharField(max_length=64, blank=True, default="")
-    # Printify's id for the uploaded print file, then for the product; each stored as soon as known.
+    # Printify's id for the uploaded print file (the design's `PrintFile`, shared by all its products),
+    # then for the product; each stored as soon as known.
     external_upload_id = models.CharField(max_length=100, blank=True, default="")
     external_id = models.CharField(max_length=100, blank=True, default="")
     # When the first create request for this product was sent (committed before sending). Set while
@@ -163,13 +177,35 @@ class Product(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Printify's product images once it is created: [{src, position, variant_ids, is_default}].
+    mockups = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("publish_image", "Can publish approved images as products")]
+        constraints = [
+            # One design is live at most once per template; a failed product may be queued again.
+            models.UniqueConstraint(
+                fields=["image", "template"], condition=~models.Q(status="failed"), name="one_live_product_per_template"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} {self.platform} ({self.status})"
+
+
+class PrintFile(models.Model):
+    """A design's print file on Printify: uploaded once, its upload id reused by every product of the design."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="print_file", primary_key=True)
+    external_upload_id = models.CharField(max_length=100, blank=True, default="")
+    # Set (and committed) before the first upload is sent: a later run that finds it set but no id
+    # looks for the upload Printify may already have before sending the file again.
+    upload_requested_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.image_id}: {self.external_upload_id or 'not uploaded'}"
 
 
 class ProductTransition(StatusChange):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from core import metrics
 from core.actors import Actor
 from core.lifecycle import CREATED, Lifecycle
-from images.models import ImageStatus
+from images.models import Image, ImageStatus
 from images.services import images_transition
 from publishing.models import Product, ProductStatus, ProductTransition
 from webhooks.models import EventType
@@ -84,7 +84,7 @@ def product_mark_published(*, product: Product, external_url: str = "") -> Produ
         fields["external_url"] = external_url
     with transaction.atomic():
         if product_transition(product=product, to_status=P.PUBLISHED, **fields):
-            images_transition(image_ids=[product.image_id], to_status=ImageStatus.PUBLISHED, actor=Actor.system())
+            image_sum_up(image_id=product.image_id)
             platform = product.platform
             transaction.on_commit(lambda: metrics.PRODUCTS_PUBLISHED.labels(platform=platform).inc())
     return product
@@ -94,12 +94,32 @@ def product_mark_failed(*, product: Product, error: str) -> Product:
     """The pipeline gave up: product and image failed with the reason, `product.failed` recorded."""
     with transaction.atomic():
         if product_transition(product=product, to_status=P.FAILED, note=error[:1000], error=error[:5000]):
-            images_transition(
-                image_ids=[product.image_id], to_status=ImageStatus.FAILED, actor=Actor.system(), note=error[:1000]
-            )
+            image_sum_up(image_id=product.image_id, note=error[:1000])
             platform = product.platform
             transaction.on_commit(lambda: metrics.PRODUCTS_FAILED.labels(platform=platform).inc())
     return product
+
+
+IN_PROGRESS = frozenset({P.QUEUED, P.UPLOADING, P.CREATED, P.PUBLISHING})
+
+
+def image_sum_up(*, image_id: str, note: str = "") -> str | None:
+    """Move a publishing image to the status its products sum up to (CONTRACT §3); the status it moved to.
+
+    Still `publishing` while any product is in progress; then `published` if one is published, else
+    `failed`. The image row is locked first, so two products finishing at once agree on the outcome.
+    """
+    with transaction.atomic():
+        status = Image.objects.select_for_update().filter(id=image_id).values_list("status", flat=True).first()
+        if status != ImageStatus.PUBLISHING:
+            return None  # reset or deleted meanwhile: nothing to sum up
+        statuses = set(Product.objects.filter(image_id=image_id).values_list("status", flat=True))
+        if statuses & IN_PROGRESS:
+            return None
+        target = ImageStatus.PUBLISHED if P.PUBLISHED in statuses else ImageStatus.FAILED
+        images_transition(image_ids=[image_id], to_status=target, actor=Actor.system(),
+                          note="" if target == ImageStatus.PUBLISHED else note)
+    return target
 
 
 def product_progress(*, product: Product, **fields: Any) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -32,7 +33,7 @@ from core.errors import ExternalServiceError, InvalidInputError
 from publishing import outcomes, pacing
 from publishing.clients.printify import PrintifyClient, PrintifyError
 from publishing.export import product_export
-from publishing.models import Platform, Product, ProductStatus, ProductTemplate
+from publishing.models import Platform, PrintFile, Product, ProductStatus, ProductTemplate
 
 logger = logging.getLogger(__name__)
 PRINT_FILE_SALT = "publishing.print-file"
@@ -98,18 +99,13 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
     try:
         if not product.external_upload_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
-            source = _upload_source(product)
-            # Still uploading: a run before this one sent the file and may have died before storing its id.
-            upload_id = _find_upload(client, source["file_name"]) if product.status == ProductStatus.UPLOADING else None
-            if upload_id is None:
-                outcomes.product_transition(product=product, to_status=ProductStatus.UPLOADING)
-                upload_id = _answer_id(client.image_upload(**source), "upload")
-            outcomes.product_progress(product=product, external_upload_id=upload_id)
+            outcomes.product_progress(product=product, external_upload_id=_print_file(client, product))
         if not product.external_id:
             prepaid = _pace(product, publish=False, prepaid=prepaid)
-            external_id, adopted = _create_once(client, product, template)
+            external_id, adopted, remote = _create_once(client, product, template)
             outcomes.product_transition(
                 product=product, to_status=ProductStatus.CREATED, external_id=external_id,
+                mockups=product_mockups(remote),
                 note=f"adopted {external_id}, found by its marker" if adopted else "",
                 external_url=settings.PRINTIFY_PRODUCT_URL.format(product_id=external_id, shop_id=client.shop_id),
             )
@@ -127,8 +123,52 @@ def product_marker(product: Product) -> str:
     return MARKER_PREFIX + product.id
 
 
-def _create_once(client: PrintifyClient, product: Product, template: ProductTemplate) -> tuple[str, bool]:
-    """The product's Printify id, created at most once; (id, whether an existing product was adopted).
+def _print_file(client: PrintifyClient, product: Product) -> str:
+    """The design's Printify upload id: uploaded once per design, reused by each of its products.
+
+    The `PrintFile` row is locked for the upload (on PostgreSQL a second product of the design waits,
+    then reuses the id; SQLite has no row locks, and its one worker runs the products one after
+    another). Its `upload_requested_at` is committed before the first upload is sent, so a run that
+    finds it set without an id — an earlier run died mid-upload — looks for the file on Printify first.
+    """
+    print_file, _ = PrintFile.objects.get_or_create(image_id=product.image_id)
+    if print_file.external_upload_id:
+        return print_file.external_upload_id
+    outcomes.product_transition(product=product, to_status=ProductStatus.UPLOADING)
+    resumed = not PrintFile.objects.filter(image_id=product.image_id, upload_requested_at__isnull=True).update(
+        upload_requested_at=timezone.now())
+    with transaction.atomic():
+        print_file = PrintFile.objects.select_for_update().get(image_id=product.image_id)
+        if print_file.external_upload_id:
+            return print_file.external_upload_id
+        source = _upload_source(product)
+        upload_id = _find_upload(client, source["file_name"]) if resumed else None
+        if upload_id is None:
+            upload_id = _answer_id(client.image_upload(**source), "upload")
+        print_file.external_upload_id = upload_id
+        print_file.save(update_fields=["external_upload_id", "updated_at"])
+    return upload_id
+
+
+def product_mockups(remote: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Printify's product images (mockups) as kept on the product: src, position, variant ids, is_default."""
+    mockups = []
+    for item in (remote or {}).get("images") or []:
+        if isinstance(item, dict) and isinstance(item.get("src"), str):
+            mockups.append({
+                "src": item["src"],
+                "position": str(item.get("position") or ""),
+                "variant_ids": [v for v in item.get("variant_ids") or [] if isinstance(v, int)],
+                "is_default": bool(item.get("is_default")),
+            })
+    return mockups
+
+
+def _create_once(
+    client: PrintifyClient, product: Product, template: ProductTemplate
+) -> tuple[str, bool, dict[str, Any] | None]:
+    """The product's Printify id, created at most once; (id, whether an existing product was adopted,
+    Printify's product as answered or found).
 
     Before any create that may repeat an earlier one (a create was requested before and its id never
     stored), the shop is searched for the marker. A create answered 5xx, timed out or cut off is
@@ -136,7 +176,7 @@ def _create_once(client: PrintifyClient, product: Product, template: ProductTemp
     at most `PRINTIFY_RETRIES` times.
     """
     if product.create_requested_at is not None and (found := _find_by_marker(client, product)):
-        return found, True
+        return str(found["id"]), True, found
     body = _product_body(product, template)
     tries, attempt = settings.PRINTIFY_RETRIES + 1, 0
     while True:
@@ -144,14 +184,15 @@ def _create_once(client: PrintifyClient, product: Product, template: ProductTemp
         if product.create_requested_at is None:
             outcomes.product_progress(product=product, create_requested_at=timezone.now())
         try:
-            return _answer_id(client.product_create(product=body), "product creation"), False
+            answer = client.product_create(product=body)
+            return _answer_id(answer, "product creation"), False, answer
         except PrintifyError as exc:
             if not exc.unclear:
                 raise
             logger.warning("Product %s: create outcome unclear (%s); looking for it", product.id, exc.message)
             time.sleep(min(settings.PRINTIFY_BACKOFF_SECONDS * 2 ** (attempt - 1), 30))
             if found := _find_by_marker(client, product):
-                return found, True
+                return str(found["id"]), True, found
             if attempt == tries:
                 raise PrintifyError(f"{exc.message}; no product with marker {product_marker(product)} was found"
                                     f" after {tries} tries") from exc
@@ -169,13 +210,13 @@ def _find_upload(client: PrintifyClient, file_name: str) -> str | None:
     return None
 
 
-def _find_by_marker(client: PrintifyClient, product: Product) -> str | None:
-    """The id of the shop's product carrying this product's marker, searching newest first; None if none."""
+def _find_by_marker(client: PrintifyClient, product: Product) -> dict[str, Any] | None:
+    """The shop's product carrying this product's marker, searching newest first; None if none."""
     marker = product_marker(product)
     since = product.create_requested_at - ADOPT_CLOCK_SKEW if product.create_requested_at else None
     for remote in client.products_recent(max_pages=ADOPT_MAX_PAGES):
         if marker in (remote.get("tags") or []) and remote.get("id"):
-            return str(remote["id"])
+            return remote
         created = parse_datetime(str(remote.get("created_at") or "").replace(" ", "T", 1))
         if since is not None and created is not None and created < since:
             return None
@@ -224,14 +265,15 @@ def _upload_source(product: Product) -> dict[str, Any]:
 
 def _product_body(product: Product, template: ProductTemplate) -> dict[str, Any]:
     variant_ids = [int(v) for v in template.variant_ids]
+    price = product.price_cents or template.price_cents
+    prices = product.variant_prices or {}
     return {
         "title": product.title,
         "description": product.description,
         "tags": [*product.tags, product_marker(product)],
         "blueprint_id": template.blueprint_id,
         "print_provider_id": template.print_provider_id,
-        "variants": [{"id": v, "price": product.price_cents or template.price_cents, "is_enabled": True}
-                     for v in variant_ids],
+        "variants": [{"id": v, "price": prices.get(str(v), price), "is_enabled": True} for v in variant_ids],
         "print_areas": [
             {
                 "variant_ids": variant_ids,

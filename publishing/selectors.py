@@ -10,14 +10,18 @@ from django.db import connections, router
 from core.db.counters import status_counts
 from publishing.models import Product
 
+PRODUCT_SUMMARY = ("id", "status", "platform", "template_id", "external_url", "created_at")
 
-def products_of_images(image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Image id → its product's `{id, status, external_url}`, in one query."""
-    rows = Product.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "id", "status", "external_url")
-    return {
-        image_id: {"id": product_id, "status": status, "external_url": external_url}
-        for image_id, product_id, status, external_url in rows
-    }
+
+def products_of_images(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Image id → its products' `{id, status, platform, template, external_url}`, newest first, in one query."""
+    rows = (Product.objects.filter(image_id__in=list(image_ids)).order_by("-created_at", "-id")
+            .values_list("image_id", *PRODUCT_SUMMARY))
+    found: dict[str, list[dict[str, Any]]] = {}
+    for image_id, product_id, status, platform, template_id, external_url, _ in rows:
+        found.setdefault(image_id, []).append({"id": product_id, "status": status, "platform": platform,
+                                               "template": template_id, "external_url": external_url})
+    return found
 
 
 def products_on_platform(image_ids: Sequence[str]) -> dict[str, str]:
@@ -37,7 +41,7 @@ def product_counts() -> dict[str, int]:
 class ImageProducts:
     """The products of images, as `images.relations` asks for them."""
 
-    def summaries(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def summaries(self, image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         return products_of_images(image_ids)
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ pipeline itself records as it runs is in `publishing.outcomes`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
-from core.batch import BatchResult
+from core.batch import BatchNotAppliedError, BatchResult, Outcome, batch_event_data, unique_ids
 from core.errors import InvalidInputError, InvalidStateError, NotFoundError
 from core.text import clean_text, markup_found
 from images.models import Image, ImageStatus
@@ -31,8 +31,10 @@ from publishing.models import (
     ProductStatus,
     ProductTemplate,
 )
-from publishing.outcomes import PRODUCT_LIFECYCLE, product_transition, products_created, products_record
+from publishing.outcomes import product_transition, products_created, products_record
 from publishing.tasks import product_pipeline
+from webhooks.models import EventType
+from webhooks.services import event_record
 
 TEMPLATE_FIELDS = frozenset(
     f.name
@@ -64,20 +66,41 @@ def render_listing(*, template: ProductTemplate, prompt: str, style: str = "") -
 
 
 def template_resolve(*, template_id: str | None) -> ProductTemplate:
-    """The named template, or the default one; `InvalidInputError` on `template` otherwise."""
-    if template_id:
+    """The named template, or the (first) default one; `InvalidInputError` on `template` otherwise."""
+    return templates_resolve(template_id=template_id)[0]
+
+
+def templates_resolve(
+    *, template_id: str | None = None, template_ids: Sequence[str] | None = None
+) -> list[ProductTemplate]:
+    """The templates to publish with: the listed ones, the named one, or else every default one.
+
+    `InvalidInputError` on `templates` (or `template`) naming an unknown or incomplete template, or
+    when none is named and none is default.
+    """
+    if template_ids:
+        wanted = list(dict.fromkeys(template_ids))
+        found = {t.id: t for t in ProductTemplate.objects.filter(id__in=wanted)}
+        unknown = [template_id for template_id in wanted if template_id not in found]
+        if unknown:
+            raise InvalidInputError("Unknown product template",
+                                    fields={"templates": [f"No template {', '.join(unknown)}"]})
+        templates = [found[template_id] for template_id in wanted]
+    elif template_id:
         template = ProductTemplate.objects.filter(id=template_id).first()
         if template is None:
             raise InvalidInputError("Unknown product template", fields={"template": [f"No template {template_id}"]})
+        templates = [template]
     else:
-        template = ProductTemplate.objects.filter(is_default=True).first()
-        if template is None:
+        templates = list(ProductTemplate.objects.filter(is_default=True).order_by("name", "id"))
+        if not templates:
             raise InvalidInputError(
                 "No template given and no default template",
                 fields={"template": ["Give a template id or mark a template as default"]},
             )
-    _template_check_publishable(template)
-    return template
+    for template in templates:
+        _template_check_publishable(template)
+    return templates
 
 
 def _template_check_publishable(template: ProductTemplate) -> None:
@@ -161,6 +184,10 @@ def _template_value(name: str, value: Any) -> Any:
             if isinstance(tag, str):
                 _refuse_listing_markup(tag)
         return [clean_text(tag) if isinstance(tag, str) else tag for tag in value]
+    if name == "variant_prices":
+        if not isinstance(value, dict):
+            raise ValidationError("Enter an object of variant id → price in cents.")
+        return {str(key): cents for key, cents in value.items()}
     if name == "variant_ids":
         if not isinstance(value, list | tuple):
             raise ValidationError("Enter a list of variant ids.")
@@ -178,10 +205,8 @@ def _refuse_listing_markup(text: str) -> None:
 
 @transaction.atomic
 def product_template_create(*, data: dict[str, Any], actor: Actor) -> ProductTemplate:
-    """Create a valid template (see `product_template_validate`); marking it default unmarks the previous one."""
+    """Create a valid template (see `product_template_validate`); several templates may be default."""
     template = ProductTemplate(**product_template_validate(data))
-    if template.is_default:
-        ProductTemplate.objects.filter(is_default=True).update(is_default=False)
     template.save()
     return template
 
@@ -197,8 +222,6 @@ def product_template_update(*, template_id: str, data: dict[str, Any], actor: Ac
         raise NotFoundError(f"Product template {template_id} not found")
     for key, value in product_template_validate(data, instance=template).items():
         setattr(template, key, value)
-    if template.is_default:
-        ProductTemplate.objects.filter(is_default=True).exclude(id=template.id).update(is_default=False)
     template.save()
     return template
 
@@ -236,31 +259,50 @@ def product_templates_delete(*, template_ids: Iterable[str], actor: Actor) -> in
 
 # --- Starting publication ------------------------------------------------------------------------
 
+# An image may get products from these statuses; one already publishing keeps its status.
+PUBLISHABLE = frozenset({ImageStatus.APPROVED, ImageStatus.FAILED, ImageStatus.PUBLISHED, ImageStatus.PUBLISHING})
+
+
 def images_publish(
     *,
     image_ids: Iterable[str],
     actor: Actor,
     template_id: str | None = None,
+    template_ids: Sequence[str] | None = None,
     atomic: bool = False,
     batch_action: str | None = None,
 ) -> BatchResult:
-    """Start publishing approved (or failed) images with a template; other images are reported.
+    """Start publishing approved, failed or published images with templates; other images are reported.
 
-    One product per image (a failed image's product is reused, keeping the external ids it has),
-    and one pipeline task per product, all in one transaction.
+    One product per image and template, skipping a template the image is already live on (an image
+    live on every one of them is skipped); a failed product is queued again, keeping its external ids.
     """
-    template = template_resolve(template_id=template_id)
-    with transaction.atomic():
-        result = images_transition(
-            image_ids=image_ids,
-            to_status=ImageStatus.PUBLISHING,
-            actor=actor,
-            note=f"template {template.name}",
-            atomic=atomic,
-            batch_action=batch_action,
-        )
-        _products_start(image_ids=result.successful, template=template, actor=actor)
+    templates = templates_resolve(template_id=template_id, template_ids=template_ids)
+    result, _ = _publish(image_ids=image_ids, templates=templates, actor=actor, atomic=atomic,
+                         batch_action=batch_action)
     return result
+
+
+def image_publish_products(
+    *,
+    image_id: str,
+    actor: Actor,
+    template_id: str | None = None,
+    template_ids: Sequence[str] | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    price_cents: int | None = None,
+) -> list[Product]:
+    """Start publishing one image with templates (see `images_publish`); the products started.
+
+    Title, description and price override each template's. `InvalidStateError` when the image cannot
+    be published or is already live on every template.
+    """
+    overrides = _overrides(title=title, description=description, price_cents=price_cents)
+    templates = templates_resolve(template_id=template_id, template_ids=template_ids)
+    result, products = _publish(image_ids=[image_id], templates=templates, actor=actor, overrides=overrides)
+    raise_for_single(result, image_id)
+    return products
 
 
 def image_publish(
@@ -272,16 +314,56 @@ def image_publish(
     description: str | None = None,
     price_cents: int | None = None,
 ) -> Product:
-    """Start publishing one image, optionally overriding the template's title, description or price."""
-    overrides = _overrides(title=title, description=description, price_cents=price_cents)
-    template = template_resolve(template_id=template_id)
+    """Start publishing one image with one template (or the first default one); the product."""
+    products = image_publish_products(image_id=image_id, actor=actor, template_id=template_id, title=title,
+                                      description=description, price_cents=price_cents)
+    return products[0]
+
+
+def _publish(
+    *,
+    image_ids: Iterable[str],
+    templates: list[ProductTemplate],
+    actor: Actor,
+    atomic: bool = False,
+    batch_action: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[BatchResult, list[Product]]:
+    """Move the images that get a product to publishing and start their products, in one transaction."""
+    ids = unique_ids(image_ids)
+    note = "template " + ", ".join(t.name for t in templates)
     with transaction.atomic():
-        result = images_transition(
-            image_ids=[image_id], to_status=ImageStatus.PUBLISHING, actor=actor, note=f"template {template.name}"
-        )
-        raise_for_single(result, image_id)
-        (product,) = _products_start(image_ids=[image_id], template=template, actor=actor, overrides=overrides)
-    return product
+        statuses = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
+        live = _live_templates(ids, templates)
+        wanted = {t.id for t in templates}
+        idle = {i for i in ids if statuses.get(i) in PUBLISHABLE and wanted <= live.get(i, set())}
+        moving = [i for i in ids if i not in idle and statuses.get(i) != ImageStatus.PUBLISHING]
+        moved = images_transition(image_ids=moving, to_status=ImageStatus.PUBLISHING, actor=actor, note=note)
+        started = set(moved.successful)
+        result = BatchResult(failed=moved.failed, skipped=moved.skipped)
+        for image_id in ids:
+            if image_id in idle:
+                result.skip(image_id, Outcome.HAS_LIVE_PRODUCT,
+                            "already has a product on " + ", ".join(t.name for t in templates))
+            elif image_id in started or statuses.get(image_id) == ImageStatus.PUBLISHING:
+                result.successful.append(image_id)
+        if atomic and not result.complete:
+            raise BatchNotAppliedError(result)
+        products = _products_start(image_ids=result.successful, templates=templates, actor=actor,
+                                   overrides=overrides)
+        if batch_action:
+            event_record(event_type=EventType.BATCH_COMPLETED, data=batch_event_data(batch_action, result))
+    return result, products
+
+
+def _live_templates(image_ids: Sequence[str], templates: list[ProductTemplate]) -> dict[str, set[str]]:
+    """Image id → the templates (of these) it has a product on that has not failed; the rows locked."""
+    rows = (Product.objects.select_for_update().filter(image_id__in=image_ids, template__in=templates)
+            .exclude(status=ProductStatus.FAILED).values_list("image_id", "template_id"))
+    live: dict[str, set[str]] = {}
+    for image_id, template_id in rows:
+        live.setdefault(image_id, set()).add(template_id)
+    return live
 
 
 def _overrides(*, title: str | None, description: str | None, price_cents: int | None) -> dict[str, Any]:
@@ -318,53 +400,62 @@ def _overrides(*, title: str | None, description: str | None, price_cents: int |
 
 
 def _products_start(
-    *, image_ids: list[str], template: ProductTemplate, actor: Actor, overrides: dict[str, Any] | None = None
+    *, image_ids: list[str], templates: list[ProductTemplate], actor: Actor, overrides: dict[str, Any] | None = None
 ) -> list[Product]:
-    """Create or reuse (failed → queued) the products of images just moved to publishing, with their
-    history rows, and enqueue their pipelines."""
+    """Create or reuse (failed → queued) a product per image and template, skipping templates the image is
+    live on; write their history rows and enqueue their pipelines. Set-wise: the same queries for 1 or 500
+    images (plus one INSERT per task)."""
     if not image_ids:
         return []
     images = Image.objects.filter(id__in=image_ids).select_related("generation").only(
         "id", "prompt", "generation__style"
     )
-    existing = {p.image_id: p for p in Product.objects.select_for_update().filter(image_id__in=image_ids)}
-    shop_id = str(settings.PRINTIFY_SHOP_ID) if template.platform == Platform.PRINTIFY else ""
+    live: set[tuple[str, str]] = set()
+    failed: dict[tuple[str, str], Product] = {}
+    rows = Product.objects.select_for_update().filter(image_id__in=image_ids, template__in=templates)
+    for product in rows.order_by("created_at", "id"):
+        key = (product.image_id, product.template_id)
+        if product.status == ProductStatus.FAILED:
+            failed[key] = product  # the newest failed one is queued again
+        else:
+            live.add(key)
     new, reused = [], []
     previous: dict[str, str] = {}
     for image in images:
         style = image.generation.style if image.generation_id else ""
-        title, description = render_listing(template=template, prompt=image.prompt, style=style)
-        values = {
-            "template": template,
-            "platform": template.platform,
-            "status": ProductStatus.QUEUED,
-            "title": title,
-            "description": description,
-            "price_cents": template.price_cents,
-            "tags": list(template.tags),
-            "shop_id": shop_id,
-            "error": "",
-            **(overrides or {}),
-        }
-        product = existing.get(image.id)
-        if product is not None:
+        for template in templates:
+            key = (image.id, template.id)
+            if key in live:
+                continue
+            shop_id = str(settings.PRINTIFY_SHOP_ID) if template.platform == Platform.PRINTIFY else ""
+            title, description = render_listing(template=template, prompt=image.prompt, style=style)
+            values = {
+                "template": template,
+                "platform": template.platform,
+                "status": ProductStatus.QUEUED,
+                "title": title,
+                "description": description,
+                "price_cents": template.price_cents,
+                "variant_prices": {} if "price_cents" in (overrides or {}) else dict(template.variant_prices),
+                "tags": list(template.tags),
+                "shop_id": shop_id,
+                "error": "",
+                **(overrides or {}),
+            }
+            product = failed.get(key)
+            if product is None:
+                new.append(Product(image_id=image.id, **values))
+                continue
             previous[product.id] = product.status
-        if product is None:
-            new.append(Product(image_id=image.id, **values))
-            continue
-        # A retry continues where the last run stopped, unless what it made no longer fits.
-        if product.template_id != template.id or product.platform != template.platform or product.shop_id != shop_id:
-            product.external_id = product.external_url = ""
-            product.create_requested_at = None
-        if product.platform != template.platform:
-            product.external_upload_id = ""
-        for key, value in values.items():
-            setattr(product, key, value)
-        product.updated_at = timezone.now()  # bulk_update does not apply auto_now
-        reused.append(product)
-    refused = [p for p in reused if not PRODUCT_LIFECYCLE.allows(previous[p.id], ProductStatus.QUEUED)]
-    if refused:
-        raise PRODUCT_LIFECYCLE.refusal(refused[0].id, previous[refused[0].id], ProductStatus.QUEUED)
+            # A retry continues where the last run stopped, unless what it made no longer fits.
+            if product.platform != template.platform or product.shop_id != shop_id:
+                product.external_id = product.external_url = ""
+                product.create_requested_at = None
+                product.mockups = []
+            for name, value in values.items():
+                setattr(product, name, value)
+            product.updated_at = timezone.now()  # bulk_update does not apply auto_now
+            reused.append(product)
     Product.objects.bulk_create(new)
     products = new + reused
     for product in products:
@@ -373,14 +464,17 @@ def _products_start(
         product.task_id = str(product_pipeline.enqueue(product_id=product.id).id)
     Product.objects.bulk_update(
         products,
-        ["template", "platform", "status", "title", "description", "price_cents", "tags", "shop_id", "error",
-         "external_id", "external_url", "external_upload_id", "create_requested_at", "task_id", "updated_at"],
+        ["template", "platform", "status", "title", "description", "price_cents", "variant_prices", "tags", "shop_id",
+         "error", "external_id", "external_url", "create_requested_at", "mockups", "task_id", "updated_at"],
     )
-    note = f"template {template.name}"
-    products_created(new, actor=actor, note=note)
-    products_record([(p.id, previous[p.id]) for p in reused], to_status=ProductStatus.QUEUED, actor=actor, note=note)
+    for template in templates:
+        note = f"template {template.name}"
+        products_created([p for p in new if p.template_id == template.id], actor=actor, note=note)
+        products_record([(p.id, previous[p.id]) for p in reused if p.template_id == template.id],
+                        to_status=ProductStatus.QUEUED, actor=actor, note=note)
     order = {image_id: n for n, image_id in enumerate(image_ids)}
-    return sorted(products, key=lambda p: order[p.image_id])
+    rank = {template.id: n for n, template in enumerate(templates)}
+    return sorted(products, key=lambda p: (order[p.image_id], rank[p.template_id]))
 
 
 def product_retry(*, product_id: str, actor: Actor) -> Product:
@@ -394,12 +488,24 @@ def product_retry(*, product_id: str, actor: Actor) -> Product:
                 f"Product {product_id} is {product.status}; only a failed product can be retried",
                 details={"product_id": product_id, "status": product.status},
             )
-        result = images_transition(
-            image_ids=[product.image_id], to_status=ImageStatus.PUBLISHING, actor=actor, note=f"retry {product.id}"
-        )
-        if not result.successful:
-            reason = (result.skipped or result.failed)[0].get("reason", "cannot publish")
-            raise InvalidStateError(f"Image {product.image_id}: {reason}", details={"image_id": product.image_id})
+        live = Product.objects.filter(image_id=product.image_id, template_id=product.template_id).exclude(
+            status=ProductStatus.FAILED)
+        if product.template_id and live.exists():
+            raise InvalidStateError(
+                f"Image {product.image_id} already has a live product on this template",
+                details={"product_id": product_id, "image_id": product.image_id},
+            )
+        image_status = Image.objects.select_for_update().filter(id=product.image_id).values_list(
+            "status", flat=True).first()
+        if image_status != ImageStatus.PUBLISHING:
+            result = images_transition(
+                image_ids=[product.image_id], to_status=ImageStatus.PUBLISHING, actor=actor,
+                note=f"retry {product.id}",
+            )
+            if not result.successful:
+                reason = (result.skipped or result.failed)[0].get("reason", "cannot publish")
+                raise InvalidStateError(f"Image {product.image_id}: {reason}",
+                                        details={"image_id": product.image_id})
         task_id = str(product_pipeline.enqueue(product_id=product.id).id)
         product_transition(product=product, to_status=ProductStatus.QUEUED, actor=actor, note="retry", error="",
                            task_id=task_id)

@@ -69,10 +69,12 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
 
 class ImageProductSerializer(serializers.Serializer):
-    """The product made from an image, when there is one."""
+    """A product made from an image."""
 
     id = serializers.CharField()
     status = serializers.CharField()
+    platform = serializers.CharField()
+    template = serializers.CharField(allow_null=True)
     external_url = serializers.CharField()
 
 
@@ -105,6 +107,7 @@ class ImageSerializer(serializers.ModelSerializer):
     generation = serializers.CharField(source="generation_id", allow_null=True, read_only=True)
     quality = serializers.SerializerMethodField()
     history = HistoryEntrySerializer(many=True, read_only=True)
+    products = serializers.SerializerMethodField()
     product = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -113,16 +116,28 @@ class ImageSerializer(serializers.ModelSerializer):
         model = Image
         fields = [
             "id", "status", "source", "generation", "prompt", "width", "height", "dpi", "format", "file_size",
-            "sha256", "file_url", "thumbnail_url", "quality", "history", "product", "created_at", "updated_at",
+            "sha256", "file_url", "thumbnail_url", "quality", "history", "products", "product", "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
-    @extend_schema_field(ImageProductSerializer(allow_null=True))
-    def get_product(self, image: Image) -> dict[str, Any] | None:
+    @extend_schema_field(ImageProductSerializer(many=True))
+    def get_products(self, image: Image) -> list[dict[str, Any]]:
+        """Every product of the image, newest first."""
         products = self.context.get("products")
         if products is None:
-            products = relations.product_summaries([image.id])
-        return products.get(image.id)
+            # Asked once per image: `product` below reads the same answer.
+            own = vars(self).setdefault("_own_products", {})
+            if image.id not in own:
+                own.update(relations.product_summaries([image.id]) or {image.id: []})
+            products = own
+        return products.get(image.id, [])
+
+    @extend_schema_field(ImageProductSerializer(allow_null=True))
+    def get_product(self, image: Image) -> dict[str, Any] | None:
+        """The most recent product (kept for v1 clients; v2 has only `products`)."""
+        products = self.get_products(image)
+        return products[0] if products else None
 
     @extend_schema_field(QualitySerializer)
     def get_quality(self, image: Image) -> dict[str, Any]:

@@ -77,8 +77,8 @@ class ProductSerializer(serializers.ModelSerializer):
         model = Product
         fields = [
             "id", "image", "status", "platform", "template", "title", "description", "price_cents", "tags",
-            "external_upload_id", "external_id", "external_url", "error", "attempts", "history", "created_at",
-            "updated_at", "published_at",
+            "variant_prices", "external_upload_id", "external_id", "external_url", "mockups", "error", "attempts",
+            "history", "created_at", "updated_at", "published_at",
         ]
         read_only_fields = fields
 
@@ -108,6 +108,10 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
         help_text=f"Up to {TAGS_MAX} tags of 1–{TAG_MAX} characters.",
     )
     price_cents = StrictIntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
+    variant_prices = serializers.DictField(
+        child=StrictIntegerField(), required=False,
+        help_text="Variant id → price in cents for variants that cost more (larger sizes); others cost price_cents.",
+    )
     blueprint_id = StrictIntegerField(required=False, allow_null=True, help_text="Required for Printify.")
     print_provider_id = StrictIntegerField(required=False, allow_null=True, help_text="Required for Printify.")
     position = ListingTextField(required=False, allow_blank=True, help_text=f"1–{POSITION_MAX} characters.")
@@ -121,7 +125,8 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProductTemplate
         fields = [
-            "id", "name", "platform", "blueprint_id", "print_provider_id", "variant_ids", "price_cents", "position",
+            "id", "name", "platform", "blueprint_id", "print_provider_id", "variant_ids", "price_cents",
+            "variant_prices", "position",
             "x", "y", "scale", "angle", "title_template", "description_template", "tags", "is_default",
             "created_at", "updated_at",
         ]
@@ -134,6 +139,10 @@ class ProductTemplateSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(exc.fields) from exc
 
 
+# The most templates one publish request names (a product per template and image).
+TEMPLATES_MAX = 50
+
+
 class PublishInputSerializer(serializers.Serializer):
     """`POST images/{id}/publish`: an optional template and listing overrides.
 
@@ -141,9 +150,24 @@ class PublishInputSerializer(serializers.Serializer):
     """
 
     template = IdField(required=False, allow_blank=True, allow_null=True)
+    templates = serializers.ListField(child=IdField(), required=False, max_length=TEMPLATES_MAX,
+                                      help_text="Templates to publish with (a product each); default: the defaults.")
     title = ListingTextField(required=False, help_text=f"1–{TITLE_MAX} characters.")
     description = ListingTextField(required=False, allow_blank=True, help_text=f"Up to {DESCRIPTION_MAX} characters.")
     price_cents = StrictIntegerField(required=False, help_text=f"1–{PRICE_MAX_CENTS}.")
+
+
+class PublishResultSerializer(ProductSerializer):
+    """`POST images/{id}/publish`: the first product started (as before), and every product started."""
+
+    products = serializers.SerializerMethodField()
+
+    class Meta(ProductSerializer.Meta):
+        fields = [*ProductSerializer.Meta.fields, "products"]
+        read_only_fields = fields
+
+    def get_products(self, product: Product) -> list[dict[str, Any]]:
+        return ProductSerializer(self.context["products"], many=True).data
 
 
 class BatchPublishInputSerializer(serializers.Serializer):
@@ -151,4 +175,6 @@ class BatchPublishInputSerializer(serializers.Serializer):
 
     image_ids = IdListField()
     template = IdField(required=False, allow_blank=True, allow_null=True)
+    templates = serializers.ListField(child=IdField(), required=False, max_length=TEMPLATES_MAX,
+                                      help_text="Templates to publish with (a product each); default: the defaults.")
     atomic = StrictBooleanField(default=False)

@@ -93,7 +93,8 @@ class ProductTemplateViewSet(
 
 
 class ImagePublishView(APIView):
-    """`POST images/{id}/publish`: start publishing one approved (or failed) image → 202, the product."""
+    """`POST images/{id}/publish`: start publishing one approved, failed or published image with one or more
+    templates → 202, the products started (the first one's fields at the top, as before, and `products`)."""
 
     permission_classes = [ActionPermission]
     action_permissions = {"post": PUBLISH}
@@ -101,20 +102,25 @@ class ImagePublishView(APIView):
 
     @extend_schema(tags=["images"], summary="Publish", request=s.PublishInputSerializer,
                    parameters=[OpenApiParameter("image_id", str, OpenApiParameter.PATH, description="Image id")],
-                   responses={202: s.ProductSerializer, 409: OpenApiResponse(description="Image not publishable")})
+                   responses={202: s.PublishResultSerializer,
+                              409: OpenApiResponse(description="Image not publishable, or live on every template")})
     def post(self, request: Request, image_id: str, *args, **kwargs) -> Response:
         data = s.PublishInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        product = services.image_publish(
+        products = services.image_publish_products(
             image_id=image_id,
             actor=api_actor(request),
             template_id=values.get("template") or None,
+            template_ids=values.get("templates") or None,
             title=values.get("title"),
             description=values.get("description"),
             price_cents=values.get("price_cents"),
         )
-        return Response(s.ProductSerializer(product).data, status=status.HTTP_202_ACCEPTED)
+        products = list(Product.objects.prefetch_related("history").filter(id__in=[p.id for p in products])
+                        .order_by("created_at", "id"))
+        body = s.PublishResultSerializer(products[0], context={"products": products}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class BatchPublishView(APIView):
@@ -134,6 +140,7 @@ class BatchPublishView(APIView):
             image_ids=values["image_ids"],
             actor=api_actor(request),
             template_id=values.get("template") or None,
+            template_ids=values.get("templates") or None,
             atomic=values["atomic"],
             batch_action="publish",
         )

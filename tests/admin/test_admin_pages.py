@@ -161,7 +161,7 @@ def test_retry_action_is_for_publishers_and_retries_failed_products(
     assert (product.status, image.status) == (ProductStatus.QUEUED, S.PUBLISHING)
 
 
-def test_publishers_manage_templates_and_marking_a_default_unmarks_the_old_one(client, staff_publisher):
+def test_publishers_manage_templates_and_several_may_be_default(client, staff_publisher):
     old = ProductTemplate.objects.create(name="Old tee", platform="export", is_default=True)
     client.force_login(staff_publisher)
     data = {"name": "New tee", "platform": "export", "variant_ids": "[]", "price_cents": "2500",
@@ -173,7 +173,7 @@ def test_publishers_manage_templates_and_marking_a_default_unmarks_the_old_one(c
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     new = ProductTemplate.objects.get(name="New tee")
     old.refresh_from_db()
-    assert new.is_default and not old.is_default
+    assert new.is_default and old.is_default  # several templates may be default
     assert new.tags == ["cat"] and new.price_cents == 2500
 
 

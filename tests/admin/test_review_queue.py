@@ -217,7 +217,7 @@ def test_djangos_own_bulk_delete_is_not_offered(client, staff_reviewer, queue_im
     assert Image.objects.filter(pk=image.pk).exists()
 
 
-def test_publish_action_asks_for_a_template_then_publishes(client, staff_publisher, queue_image):
+def test_publish_action_asks_for_templates_then_publishes_one_product_each(client, staff_publisher, queue_image):
     template = ProductTemplate.objects.create(name="Export tee", platform="export", is_default=True)
     other = ProductTemplate.objects.create(name="Mug", platform="export")
     approved, pending = queue_image(S.APPROVED), queue_image()
@@ -226,67 +226,57 @@ def test_publish_action_asks_for_a_template_then_publishes(client, staff_publish
     page = act(client, "publish_images", [approved, pending])
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Export tee" in html and "Mug" in html and 'name="template"' in html
-    assert f'<option value="{template.pk}" selected>' in html, "the default template is preselected"
+    assert "Export tee" in html and "Mug" in html and 'name="templates"' in html
+    assert re.search(rf'<input type="checkbox" name="templates" value="{template.pk}"[^>]* checked', html), \
+        "the default template is ticked"
+    assert not re.search(rf'<input type="checkbox" name="templates" value="{other.pk}"[^>]* checked', html)
     assert statuses(approved) == [S.APPROVED]
 
-    done = act(client, "publish_images", [approved, pending], apply="1", template=other.pk)
+    done = act(client, "publish_images", [approved, pending], apply="1", templates=[template.pk, other.pk])
 
     assert done.status_code == 302
     assert statuses(approved, pending) == [S.PUBLISHING, S.PENDING]
-    assert Product.objects.get(image=approved).template_id == other.pk
+    assert sorted(Product.objects.filter(image=approved).values_list("template_id", flat=True)) == sorted(
+        [template.pk, other.pk])
     assert any(pending.pk in m and "cannot publish an image that is pending" in m for m in texts(done))
 
 
-def test_publish_without_any_default_template_asks_again_and_changes_nothing(client, staff_publisher, queue_image):
+def test_publish_without_a_ticked_template_asks_again_and_changes_nothing(client, staff_publisher, queue_image):
+    ProductTemplate.objects.create(name="Tee", platform="export")
     approved = queue_image(S.APPROVED)
     client.force_login(staff_publisher)
 
-    response = act(client, "publish_images", [approved], apply="1", template="")
+    response = act(client, "publish_images", [approved], apply="1")
 
     assert response.status_code == 200, "the template page is shown again"
-    assert "default" in str(response.context["form"].errors["template"])
+    assert "Tick at least one template" in str(response.context["form"].errors["templates"])
     assert statuses(approved) == [S.APPROVED]
 
 
-def test_publish_page_without_a_default_preselects_the_only_template_and_publishes_with_it(
+def test_publish_page_without_a_default_ticks_the_only_template_and_several_defaults_are_ticked(
     client, staff_publisher, queue_image
 ):
-    # A new publisher who just made their first template clicks straight through: no refusal after the click.
     template = ProductTemplate.objects.create(name="Hoodie", platform="export")
     approved = queue_image(S.APPROVED)
     client.force_login(staff_publisher)
 
     html = act(client, "publish_images", [approved]).content.decode()
-    assert f'<option value="{template.pk}" selected>' in html
-    assert "Default template" not in html
+    assert re.search(rf'value="{template.pk}"[^>]* checked', html)
 
-    done = act(client, "publish_images", [approved], apply="1", template=template.pk)
-    assert done.status_code == 302
-    assert Product.objects.get(image=approved).template_id == template.pk
+    tee = ProductTemplate.objects.create(name="Tee", platform="export", is_default=True)
+    mug = ProductTemplate.objects.create(name="Mug", platform="export", is_default=True)
+    html = act(client, "publish_images", [approved]).content.decode()
+    assert re.search(rf'value="{tee.pk}"[^>]* checked', html) and re.search(rf'value="{mug.pk}"[^>]* checked', html)
+    assert not re.search(rf'value="{template.pk}"[^>]* checked', html)
 
 
-def test_publish_page_names_the_default_and_without_templates_links_to_adding_one(
-    client, staff_publisher, queue_image
-):
+def test_publish_page_without_templates_links_to_adding_one(client, staff_publisher, queue_image):
     approved = queue_image(S.APPROVED)
     client.force_login(staff_publisher)
 
     html = act(client, "publish_images", [approved]).content.decode()
     assert "No product templates yet" in html
     assert reverse("admin:publishing_producttemplate_add") in html
-
-    ProductTemplate.objects.create(name="Tee", platform="export")
-    ProductTemplate.objects.create(name="Mug", platform="export")
-    html = act(client, "publish_images", [approved]).content.decode()
-    assert '<option value="" selected>Choose a template…</option>' in html, "two templates, no default: none guessed"
-    refused = act(client, "publish_images", [approved], apply="1", template="")
-    assert "none is marked as default" in str(refused.context["form"].errors["template"])
-    assert statuses(approved) == [S.APPROVED]
-
-    ProductTemplate.objects.filter(name="Mug").update(is_default=True)
-    html = act(client, "publish_images", [approved]).content.decode()
-    assert "Default template (Mug)" in html
 
 
 def test_reviewers_cannot_publish_and_view_only_staff_cannot_decide(

@@ -29,7 +29,7 @@ def test_transition_table_matches_contract():
     assert TRANSITIONS[S.REJECTED] == {S.APPROVED, S.PENDING}
     assert TRANSITIONS[S.PUBLISHING] == {S.PUBLISHED, S.FAILED}
     assert TRANSITIONS[S.FAILED] == {S.PUBLISHING, S.PENDING}
-    assert TRANSITIONS[S.PUBLISHED] == set()
+    assert TRANSITIONS[S.PUBLISHED] == {S.PUBLISHING}  # another product for the same design
 
 
 def test_approve_records_history_and_event(make_image, reviewer_actor):

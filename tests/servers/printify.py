@@ -1,6 +1,7 @@
 """A Printify API stand-in: a real threaded HTTP server on 127.0.0.1 speaking Printify's v1 JSON.
 
-Implements shops, uploads, product create/list/publish and the catalog (blueprints, providers,
+Implements shops, uploads, product create/list/publish (with mockup images in the create answer),
+publishing_succeeded/failed of custom-integration shops and the catalog (blueprints, providers,
 variants), validates requests as Printify does (auth, User-Agent, missing fields, unknown blueprint/
 provider/variant/upload → 400 with Printify's error body) and can inject faults per route: a status
 with headers (429 + Retry-After, 500), a delay longer than the client's timeout, a dropped connection,
@@ -62,11 +63,35 @@ BLUEPRINTS = {
             99: {
                 "title": "Printify Choice",
                 "location": {"address1": "", "city": "", "country": "US"},
-                "variants": {12100: ("White / M", "White", "M")},
+                "variants": {
+                    12100: ("White / M", "White", "M"),
+                    12101: ("White / L", "White", "L"),
+                    12102: ("White / 2XL", "White", "2XL"),
+                    12103: ("Black / M", "Black", "M"),
+                },
+            },
+        },
+    },
+    68: {
+        "id": 68,
+        "title": "Mug 11oz",
+        "description": "White ceramic mug",
+        "brand": "Generic brand",
+        "model": "Mug 11oz",
+        "images": [],
+        "providers": {
+            1: {
+                "title": "SPOKE Custom Products",
+                "location": {"address1": "", "city": "Richmond", "country": "US"},
+                "variants": {33719: ("11oz", "White", "11oz")},
+                # A mug's wrap-around print area: wide and short.
+                "placeholder": {"position": "front", "width": 2475, "height": 1155},
             },
         },
     },
 }
+# The print area of a variant unless its provider names another (Printify's placeholders).
+PLACEHOLDER = {"position": "front", "width": 4500, "height": 5400}
 
 ROUTES = [
     ("GET", re.compile(r"^/v1/shops\.json$"), "shops"),
@@ -78,6 +103,10 @@ ROUTES = [
     ("POST", re.compile(r"^/v1/shops/(?P<shop>\d+)/products\.json$"), "create"),
     ("GET", re.compile(r"^/v1/shops/(?P<shop>\d+)/products\.json$"), "list"),
     ("POST", re.compile(r"^/v1/shops/(?P<shop>\d+)/products/(?P<pid>\w+)/publish\.json$"), "publish"),
+    ("POST", re.compile(r"^/v1/shops/(?P<shop>\d+)/products/(?P<pid>\w+)/publishing_succeeded\.json$"),
+     "publishing_succeeded"),
+    ("POST", re.compile(r"^/v1/shops/(?P<shop>\d+)/products/(?P<pid>\w+)/publishing_failed\.json$"),
+     "publishing_failed"),
 ]
 
 
@@ -239,7 +268,7 @@ class PrintifyStandIn:
             raise ApiError(404, "Print provider not found.", code=8205)
         variants = [
             {"id": vid, "title": title, "options": {"color": color, "size": size},
-             "placeholders": [{"position": "front", "height": 5400, "width": 4500}]}
+             "placeholders": [dict(provider.get("placeholder", PLACEHOLDER))]}
             for vid, (title, color, size) in provider["variants"].items()
         ]
         return 200, {"id": int(pp), "title": provider["title"], "variants": variants}
@@ -303,9 +332,16 @@ class PrintifyStandIn:
                     if not isinstance(image.get("angle"), int):
                         raise ApiError(400, "Validation failed.", "The image angle must be an integer.")
         product_id = secrets.token_hex(12)
+        variant_ids = [variant["id"] for variant in body["variants"]]
+        # Printify's mockups: a picture per camera position, the first the default one.
+        images = [
+            {"src": f"https://images-api.printify.com/mockup/{product_id}/{variant_ids[0]}/{n}/mockup.jpg",
+             "variant_ids": variant_ids, "position": position, "is_default": n == 0, "is_selected_for_publishing": True}
+            for n, position in enumerate(("front", "other"))
+        ]
         product = {
             "id": product_id, "title": body["title"], "description": body.get("description", ""),
-            "tags": body.get("tags", []), "options": [], "variants": body["variants"], "images": [],
+            "tags": body.get("tags", []), "options": [], "variants": body["variants"], "images": images,
             "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00"), "visible": True, "is_locked": False,
             "blueprint_id": body["blueprint_id"], "print_provider_id": body["print_provider_id"],
             "user_id": 1, "shop_id": SHOP_ID, "print_areas": body["print_areas"], "print_details": [],
@@ -350,4 +386,28 @@ class PrintifyStandIn:
                 raise ApiError(404, "Product not found.", code=8201)
             product["published"] = True
             product["publish_count"] = product.get("publish_count", 0) + 1
+        return 200, {}
+
+    def _publishing_succeeded(self, body: dict, shop: str, pid: str) -> tuple[int, Any]:
+        """A custom-integration shop says where the product is listed (`external{id, handle}`)."""
+        external = body.get("external")
+        if not isinstance(external, dict) or not external.get("id") or not external.get("handle"):
+            raise ApiError(400, "Validation failed.", "external: id and handle are required.")
+        with self.lock:
+            product = self.products.get(pid)
+            if int(shop) != SHOP_ID or product is None:
+                raise ApiError(404, "Product not found.", code=8201)
+            product["external"] = external
+            product["is_locked"] = False
+        return 200, {}
+
+    def _publishing_failed(self, body: dict, shop: str, pid: str) -> tuple[int, Any]:
+        if not isinstance(body.get("reason"), str) or not body["reason"]:
+            raise ApiError(400, "Validation failed.", "reason: The reason field is required.")
+        with self.lock:
+            product = self.products.get(pid)
+            if int(shop) != SHOP_ID or product is None:
+                raise ApiError(404, "Product not found.", code=8201)
+            product["publishing_failed"] = body["reason"]
+            product["is_locked"] = False
         return 200, {}
