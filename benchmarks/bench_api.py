@@ -47,7 +47,7 @@ def bare_images(request: HttpRequest) -> JsonResponse:
         Image.objects.order_by("-created_at", "-id").values(
             "id", "status", "source", "generation_id", "prompt", "width", "height", "dpi", "format",
             "file_size", "sha256", "thumbnail", "quality", "quality_valid", "created_at", "updated_at",
-            "product__id", "product__status", "product__external_url",
+            "products__id", "products__status", "products__external_url",
         )[:size]
     )
     history: dict[str, list] = {}
@@ -58,9 +58,9 @@ def bare_images(request: HttpRequest) -> JsonResponse:
     base = request.build_absolute_uri("/api/v1/images/")
     results = []
     for row in rows:
-        product_id = row.pop("product__id")
+        product_id = row.pop("products__id")
         product = {
-            "id": product_id, "status": row.pop("product__status"), "external_url": row.pop("product__external_url"),
+            "id": product_id, "status": row.pop("products__status"), "external_url": row.pop("products__external_url"),
         }
         quality = row["quality"] or {}
         results.append({
@@ -71,6 +71,7 @@ def bare_images(request: HttpRequest) -> JsonResponse:
             "quality": {"valid": quality.get("valid", row.pop("quality_valid")), "errors": quality.get("errors", []),
                         "warnings": quality.get("warnings", []), "info": quality.get("info", {})},
             "history": history.get(row["id"], []),
+            "products": [product] if product_id else [],
             "product": product if product_id else None,
         })
     return JsonResponse({"count": Image.objects.count(), "next": None, "previous": None, "results": results})

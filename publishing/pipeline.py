@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
@@ -42,6 +43,9 @@ PRINT_FILE_SALT = "publishing.print-file"
 PACING_SLEEP_MAX = 2.0
 FINISHED = frozenset({ProductStatus.PUBLISHED, ProductStatus.FAILED})
 MARKER_PREFIX = "pod:"
+# Printify's sales channel whose shops report each publish back (publishing_succeeded / _failed).
+CUSTOM_INTEGRATION = "custom_integration"
+SHOP_CHANNEL_CACHE_SECONDS = 3600
 # How far back the shop's product list is searched for a product a lost create may have made: pages of
 # 50 products, newest first, until one older than the first create request less this much clock skew.
 ADOPT_MAX_PAGES = 20
@@ -111,11 +115,44 @@ def _run_printify(product: Product, *, prepaid: bool) -> None:
             )
         _pace(product, publish=True, prepaid=prepaid)
         outcomes.product_transition(product=product, to_status=ProductStatus.PUBLISHING)
-        # Repeatable: publishing again only repeats the same listing (`core.retry`).
-        client.product_publish(product_id=product.external_id)
+        try:
+            # Repeatable: publishing again only repeats the same listing (`core.retry`).
+            client.product_publish(product_id=product.external_id)
+        except PrintifyError as exc:
+            if not exc.retryable:
+                _report_publishing(client, product, failure=exc.message)
+            raise
+        _report_publishing(client, product)
     finally:
         client.close()
     outcomes.product_mark_published(product=product)
+
+
+def _custom_integration(client: PrintifyClient) -> bool:
+    """Whether the shop is on Printify's custom-integration sales channel (cached: it does not change)."""
+    key = f"publishing:printify-channel:{client.base_url}:{client.shop_id}"
+    channel = cache.get(key)
+    if channel is None:
+        shop = next((s for s in client.shops() if str(s.get("id")) == client.shop_id), None) or {}
+        channel = str(shop.get("sales_channel") or "")
+        cache.set(key, channel, SHOP_CHANNEL_CACHE_SECONDS)
+    return channel == CUSTOM_INTEGRATION
+
+
+def _report_publishing(client: PrintifyClient, product: Product, *, failure: str = "") -> None:
+    """A custom-integration shop reports the outcome of a publish, as Printify asks of such channels:
+    `publishing_succeeded` with where the product is listed, or `publishing_failed` with the reason.
+    The listing is made either way, so a report that fails is logged rather than failing the product."""
+    try:
+        if not _custom_integration(client):
+            return
+        if failure:
+            client.publishing_failed(product_id=product.external_id, reason=failure)
+        else:
+            client.publishing_succeeded(product_id=product.external_id, external_id=product.id,
+                                        handle=product.external_url)
+    except PrintifyError as exc:
+        logger.warning("Product %s: reporting the publish to Printify failed: %s", product.id, exc.message)
 
 
 def product_marker(product: Product) -> str:

@@ -169,6 +169,17 @@ class PrintifyClient:
                                           "keyFeatures", "shipping_template")}
         return self.request("POST", f"shops/{self._require_shop()}/products/{product_id}/publish.json", json=body)
 
+    def publishing_succeeded(self, *, product_id: str, external_id: str, handle: str) -> dict[str, Any]:
+        """Tell Printify a custom-integration shop listed the product (`external{id, handle}`); unlocks it."""
+        body = {"external": {"id": external_id, "handle": handle}}
+        return self.request("POST", f"shops/{self._require_shop()}/products/{product_id}/publishing_succeeded.json",
+                            json=body)
+
+    def publishing_failed(self, *, product_id: str, reason: str) -> dict[str, Any]:
+        """Tell Printify a custom-integration shop could not list the product; unlocks it."""
+        return self.request("POST", f"shops/{self._require_shop()}/products/{product_id}/publishing_failed.json",
+                            json={"reason": reason[:1000]})
+
     def products_recent(self, *, max_pages: int) -> Iterator[dict[str, Any]]:
         """The shop's products, newest first, from at most `max_pages` pages."""
         return self._recent(f"shops/{self._require_shop()}/products.json", max_pages=max_pages,

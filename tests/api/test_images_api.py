@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 DETAIL_FIELDS = {
     "id", "status", "source", "generation", "prompt", "width", "height", "dpi", "format", "file_size", "sha256",
-    "file_url", "thumbnail_url", "quality", "history", "product", "created_at", "updated_at",
+    "file_url", "thumbnail_url", "quality", "history", "products", "product", "created_at", "updated_at",
 }
 
 
@@ -107,7 +107,7 @@ def test_detail_has_every_field_history_and_urls(as_reviewer, make_image):
         "from_status": "pending", "to_status": "approved", "actor": "reviewer1", "via": "api", "note": "nice",
         "created_at": None,
     }
-    assert body["product"] is None
+    assert body["product"] is None and body["products"] == []
     assert body["file_url"] == f"http://testserver/api/v1/images/{image.id}/file"
     assert body["thumbnail_url"] is None
 
@@ -304,4 +304,6 @@ def test_detail_nests_the_product_when_there_is_one(as_client, make_image):
         image=image, platform="printify", status="published", external_url="https://shop.example/p/1"
     )
     body = as_client.get(f"/api/v2/images/{image.id}").json()
-    assert body["product"] == {"id": product.id, "status": "published", "external_url": "https://shop.example/p/1"}
+    summary = {"id": product.id, "status": "published", "platform": "printify", "template": None,
+               "external_url": "https://shop.example/p/1"}
+    assert body["products"] == [summary] and body["product"] == summary

@@ -156,10 +156,11 @@ def test_the_renderer_gives_what_the_serializer_gives_for_the_same_instances(var
     request = _request()
     rendered = _render(ExtendedImageSerializer)
     images = Image.objects.prefetch_related("history")
-    products = {varied_images["published"].id: {"id": "x"}}
+    products = {varied_images["published"].id: [{"id": "x"}]}
     context = {"request": request, "products": products}
     assert ExtendedImageSerializer(images, many=True, context=context).data == [
-        row | {"product": products.get(row["id"])} for row in rendered
+        row | {"products": products.get(row["id"], []), "product": (products.get(row["id"]) or [None])[0]}
+        for row in rendered
     ]
 
 

@@ -55,7 +55,9 @@ def test_happy_path_uploads_creates_and_publishes(printify, hoodie, approved, ac
     upload_body = next(body for name, body in printify.requests if name == "upload")
     with image.file.open("rb") as handle:
         assert base64.b64decode(upload_body["contents"]) == handle.read()
-    assert dict(printify.calls) == {"upload": 1, "create": 1, "publish": 1}
+    # The stand-in's shop is on the custom-integration channel: the publish is reported back with its link.
+    assert dict(printify.calls) == {"upload": 1, "create": 1, "publish": 1, "shops": 1, "publishing_succeeded": 1}
+    assert remote["external"] == {"id": product.id, "handle": product.external_url}
     event = WebhookEvent.objects.get(event_type="product.published")
     assert event.data["product_id"] == product.id and event.data["external_id"] == product.external_id
     history = list(ImageTransition.objects.filter(image=image).values_list("to_status", "via"))
@@ -82,7 +84,8 @@ def test_429_and_5xx_are_retried_but_a_create_only_after_looking_for_it(printify
     run_worker()
     product.refresh_from_db()
     assert product.status == ProductStatus.PUBLISHED, product.error
-    assert dict(printify.calls) == {"upload": 2, "create": 3, "list": 2, "publish": 2}
+    assert dict(printify.calls) == {"upload": 2, "create": 3, "list": 2, "publish": 2, "shops": 1,
+                                    "publishing_succeeded": 1}
     assert len(printify.products) == 1
 
 
@@ -183,7 +186,8 @@ def test_batch_of_100_makes_one_upload_create_and_publish_each(printify, hoodie,
     assert result.as_dict()["counts"]["successful"] == 100
     run_worker()
     assert Product.objects.filter(status=ProductStatus.PUBLISHED).count() == 100
-    assert dict(printify.calls) == {"upload": 100, "create": 100, "publish": 100}
+    assert dict(printify.calls) == {"upload": 100, "create": 100, "publish": 100, "shops": 1,
+                                    "publishing_succeeded": 100}
     assert len(printify.products) == 100 and all(p["publish_count"] == 1 for p in printify.products.values())
     assert len({p.external_upload_id for p in Product.objects.all()}) == 100
 

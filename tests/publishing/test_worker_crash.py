@@ -119,3 +119,50 @@ def test_worker_killed_mid_step_resumes_with_one_upload_product_and_publish(
     # An upload that never reached Printify is sent again; one that did is found by its file name.
     assert printify.calls["upload"] == (2 if step == "upload" and not after else 1)
     assert printify.calls["uploads"] == (1 if step == "upload" else 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_mid_way_through_three_products_ends_with_exactly_three(
+    printify, hoodie, approved, tmp_path
+):
+    """One design to three templates; the worker dies while Printify makes the second product."""
+    from publishing.models import ProductTemplate  # noqa: PLC0415
+    from publishing.services import image_publish_products  # noqa: PLC0415
+
+    tee = ProductTemplate.objects.create(name="Tee", blueprint_id=6, print_provider_id=99, variant_ids=[12100])
+    mug = ProductTemplate.objects.create(name="Mug", blueprint_id=68, print_provider_id=1, variant_ids=[33719])
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        arrived.set()
+        release.wait(30)
+
+    # The first create goes through; the second is carried out by Printify, then its answer is held and lost.
+    printify.inject("create", Fault(), Fault(hook=hold, drop=True, after=True))
+    (image,) = approved()
+    products = image_publish_products(image_id=image.id, actor=Actor(None, Via.COMMAND),
+                                      template_ids=[hoodie.id, tee.id, mug.id])
+
+    first = start_worker(printify.url, tmp_path, "first")
+    try:
+        assert arrived.wait(60), "the worker never reached the second create\n" + first.output()[-3000:]
+        first.signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        release.set()
+        first.stop()
+
+    second = start_worker(printify.url, tmp_path, "second")
+    try:
+        finished = wait_for(lambda: not Product.objects.filter(image_id=image.id).exclude(
+            status__in=["published", "failed"]).exists(), 90)
+    finally:
+        second.stop()
+    rows = list(Product.objects.filter(image_id=image.id))
+    assert finished and len(rows) == 3, second.output()[-3000:]
+    assert {p.status for p in rows} == {ProductStatus.PUBLISHED}, [(p.id, p.error) for p in rows]
+    assert {p.id for p in rows} == {p.id for p in products}
+    assert len(printify.products) == 3 and {p.external_id for p in rows} == set(printify.products)
+    assert printify.calls["upload"] == 1 and printify.calls["create"] == 3
+    image.refresh_from_db()
+    assert image.status == "published"

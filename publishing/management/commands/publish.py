@@ -20,12 +20,13 @@ FINISHED = {ProductStatus.PUBLISHED, ProductStatus.FAILED}
 
 
 class Command(BaseCommand):
-    help = "Publish approved (or failed) images with a product template (the default one if none is given)"
+    help = "Publish approved, failed or published images with product templates (the default ones if none is given)"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("image_ids", nargs="*", metavar="ID")
         parser.add_argument("--all-approved", action="store_true", help="Publish every approved image")
-        parser.add_argument("--template", default=None, help="Product template id (default: the default template)")
+        parser.add_argument("--template", action="append", default=None, dest="templates",
+                            help="Product template id, repeatable: a product per template (default: the defaults)")
         parser.add_argument("--wait", action="store_true", help="Wait until every product is published or failed")
         parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits at most")
 
@@ -43,15 +44,18 @@ class Command(BaseCommand):
             raise CommandError("Give one or more image ids, or --all-approved")
         try:
             result = images_publish(
-                image_ids=ids, actor=Actor(None, Via.COMMAND), template_id=options["template"], batch_action="publish"
+                image_ids=ids, actor=Actor(None, Via.COMMAND), template_ids=options["templates"], batch_action="publish"
             )
         except DomainError as exc:
             fields = getattr(exc, "fields", {}) or {}
             detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
             raise CommandError(f"{exc.message}{' (' + detail + ')' if detail else ''}") from exc
-        products = dict(Product.objects.filter(image_id__in=result.successful).values_list("image_id", "id"))
+        products: dict[str, list[str]] = {}
+        for image_id, product_id in (Product.objects.filter(image_id__in=result.successful)
+                                     .exclude(status__in=FINISHED).values_list("image_id", "id")):
+            products.setdefault(image_id, []).append(product_id)
         for image_id in result.successful:
-            self.stdout.write(f"{image_id}: publishing as {products.get(image_id)}")
+            self.stdout.write(f"{image_id}: publishing as {', '.join(products.get(image_id, []))}")
         for entry in result.skipped:
             self.stderr.write(f"{entry['image_id']}: skipped ({entry['reason']})")
         for entry in result.failed:
@@ -59,7 +63,7 @@ class Command(BaseCommand):
         counts = result.as_dict()["counts"]
         self.stdout.write(f"Queued {counts['successful']}, skipped {counts['skipped']}, failed {counts['failed']}.")
         if options["wait"] and result.successful:
-            self.wait(list(products.values()), timeout=options["timeout"])
+            self.wait([p for ids_ in products.values() for p in ids_], timeout=options["timeout"])
         if result.failed or not result.successful:
             raise CommandError("Nothing was published" if not result.successful else "Some images were not found")
 
