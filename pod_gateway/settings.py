@@ -391,6 +391,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImageStatusEnum": "images.models.ImageStatus",
         "GenerationStatusEnum": "images.models.GenerationStatus",
+        "ProductStatusEnum": "publishing.models.ProductStatus",
+        "PlatformEnum": "publishing.models.Platform",
     },
 }
 

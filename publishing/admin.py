@@ -23,6 +23,7 @@ from core.admin_tools import (
 from core.errors import DomainError, InvalidInputError
 from images.admin import ImageAdmin, thumbnail_html
 from images.models import Image
+from publishing.catalog import fit_warnings
 from publishing.forms import ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
 from publishing.services import (
@@ -220,10 +221,19 @@ class PublishingImageAdmin(ImageAdmin):
 
     actions = ["approve_images", "reject_images", "publish_images", "reset_images", "delete_images"]
     fieldsets = [
-        (None, {"fields": ["preview", "status_column", "product_link", "prompt", "generation_column"]}),
+        (None, {"fields": ["preview", "status_column", "product_link", "print_fit", "prompt", "generation_column"]}),
         *ImageAdmin.fieldsets[1:],
     ]
-    readonly_fields = [*ImageAdmin.readonly_fields, "product_link"]
+    readonly_fields = [*ImageAdmin.readonly_fields, "product_link", "print_fit"]
+
+    @admin.display(description="Print fit")
+    def print_fit(self, obj: Image) -> str:
+        """Warnings for the templates' print areas this design is too small for (at 300 DPI)."""
+        templates = list(ProductTemplate.objects.filter(platform="printify").order_by("-is_default", "name")[:20])
+        warnings = fit_warnings(width=obj.width or 0, height=obj.height or 0, templates=templates)
+        if not warnings:
+            return "Fits every Printify template's print area" if templates else "—"
+        return format_html_join("", '<div class="pod-warning">⚠ {}</div>', ((w,) for w in warnings))
 
     @admin.display(description="Products")
     def product_link(self, obj: Image) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import (
@@ -161,13 +162,20 @@ class PublishResultSerializer(ProductSerializer):
     """`POST images/{id}/publish`: the first product started (as before), and every product started."""
 
     products = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
 
     class Meta(ProductSerializer.Meta):
-        fields = [*ProductSerializer.Meta.fields, "products"]
+        fields = [*ProductSerializer.Meta.fields, "products", "warnings"]
         read_only_fields = fields
 
+    @extend_schema_field(ProductSerializer(many=True))
     def get_products(self, product: Product) -> list[dict[str, Any]]:
         return ProductSerializer(self.context["products"], many=True).data
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, product: Product) -> list[str]:
+        """The design is too small for a template's print area at 300 DPI (it is published all the same)."""
+        return list(self.context.get("warnings", []))
 
 
 class BatchPublishInputSerializer(serializers.Serializer):

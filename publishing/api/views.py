@@ -18,6 +18,7 @@ from api.permissions import ActionPermission, ActionPolicyMixin
 from core.actors import api_actor
 from publishing import services
 from publishing.api import serializers as s
+from publishing.catalog import fit_warnings
 from publishing.models import Product, ProductTemplate
 
 PUBLISH = ["publishing.publish_image"]
@@ -117,9 +118,12 @@ class ImagePublishView(APIView):
             description=values.get("description"),
             price_cents=values.get("price_cents"),
         )
-        products = list(Product.objects.prefetch_related("history").filter(id__in=[p.id for p in products])
-                        .order_by("created_at", "id"))
-        body = s.PublishResultSerializer(products[0], context={"products": products}).data
+        products = list(Product.objects.prefetch_related("history").select_related("image", "template")
+                        .filter(id__in=[p.id for p in products]).order_by("created_at", "id"))
+        image = products[0].image
+        warnings = fit_warnings(width=image.width or 0, height=image.height or 0,
+                                templates=[p.template for p in products if p.template is not None])
+        body = s.PublishResultSerializer(products[0], context={"products": products, "warnings": warnings}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 

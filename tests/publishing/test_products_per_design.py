@@ -188,3 +188,22 @@ def test_batch_publish_takes_templates(printify, hoodie, tee, approved, make_ima
                                  format="json")
     assert response.status_code == 400 and "templates" in response.json()["details"]["fields"]
     assert Product.objects.count() == 4
+
+
+def test_a_design_too_small_for_a_print_area_is_flagged_from_the_cached_catalog(
+    printify, tee, mug, approved, as_publisher, client, superuser
+):
+    from publishing.catalog import fit_warnings
+
+    (image,) = approved()  # 64×64 pixels
+    body = as_publisher.post(f"/api/v1/images/{image.id}/publish", {"templates": [mug.id]}, format="json").json()
+    assert body["warnings"] == [
+        "Too small for Mug 11oz (front, 2475×1155 px at 300 DPI): 64×64 px prints at about 7 DPI"]
+    assert fit_warnings(width=2475, height=1155, templates=[mug]) == []
+    assert fit_warnings(width=4500, height=5400, templates=[mug, tee]) == []
+    assert len(fit_warnings(width=4000, height=5400, templates=[mug, tee])) == 1  # the tee's area is 4500 wide
+    calls = printify.calls["variants"]
+    client.force_login(superuser)
+    page = client.get(f"/admin/images/image/{image.id}/change/").content.decode()
+    assert "Too small for Mug 11oz" in page and "Too small for Gildan 5000 tee" in page
+    assert printify.calls["variants"] == calls  # the catalog is cached
