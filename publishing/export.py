@@ -1,4 +1,4 @@
-"""The `export` platform: a folder per design for marketplaces without an API (Redbubble, Zazzle)."""
+"""The `export` platform: a folder per product (per design and template) for marketplaces without an API."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def product_export(*, product: Product) -> Path:
         "height": image.height,
         "sha256": image.sha256,
         "prompt": image.prompt,
+        # One folder per product: a design exported with several templates has one listing per template.
+        "template": {"id": product.template_id, "name": product.template.name if product.template else ""},
     }
     (staging / "listing.json").write_text(json.dumps(listing, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)

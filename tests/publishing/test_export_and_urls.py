@@ -73,3 +73,24 @@ def test_print_file_url_is_signed(client, approved, settings):
     token = url.split("/")[2]
     forged = url.replace(token, token[:-2] + ("aa" if not token.endswith("aa") else "bb"))
     assert client.get(forged).status_code == 404
+
+
+def test_export_to_two_templates_writes_a_folder_and_listing_per_template(approved, settings, publisher):
+    from publishing.services import image_publish_products  # noqa: PLC0415
+
+    poster = ProductTemplate.objects.create(name="Poster export", platform="export", price_cents=1500,
+                                            title_template="{prompt} poster")
+    sticker = ProductTemplate.objects.create(name="Sticker export", platform="export", price_cents=400,
+                                             title_template="{prompt} sticker")
+    (image,) = approved(prompt="retro sunset cat")
+    products = image_publish_products(image_id=image.id, actor=Actor(publisher, Via.API),
+                                      template_ids=[poster.id, sticker.id])
+    run_worker()
+    listings = {}
+    for product in products:
+        listing = json.loads((Path(settings.EXPORT_DIR) / product.id / "listing.json").read_text())
+        listings[listing["template"]["name"]] = (listing["title"], listing["price"]["cents"])
+    assert listings == {"Poster export": ("retro sunset cat poster", 1500),
+                        "Sticker export": ("retro sunset cat sticker", 400)}
+    image.refresh_from_db()
+    assert image.status == ImageStatus.PUBLISHED
