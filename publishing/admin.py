@@ -8,6 +8,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
@@ -23,8 +26,9 @@ from core.admin_tools import (
 from core.errors import DomainError, InvalidInputError
 from images.admin import ImageAdmin, thumbnail_html
 from images.models import Image
+from publishing import catalog
 from publishing.catalog import fit_warnings
-from publishing.forms import ProductTemplateForm, PublishForm
+from publishing.forms import CatalogTemplateForm, ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
 from publishing.services import (
     images_publish,
@@ -48,7 +52,8 @@ class ProductTemplateAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["id", "name", "platform", "is_default"]}),
-        ("Printify product", {"fields": ["blueprint_id", "print_provider_id", "variant_ids", "price_cents"]}),
+        ("Printify product", {"fields": ["blueprint_id", "print_provider_id", "variant_ids", "price_cents",
+                                         "variant_prices"]}),
         ("Placement", {"fields": ["position", "x", "y", "scale", "angle"]}),
         ("Listing", {"fields": ["title_template", "description_template", "tags"],
                      "description": "Placeholders: {prompt}, {style}."}),
@@ -62,6 +67,53 @@ class ProductTemplateAdmin(admin.ModelAdmin):
         first, *rest = self.fieldsets
         first = (first[0], {**first[1], "fields": [f for f in first[1]["fields"] if f != "id"]})
         return [first, *[fieldset for fieldset in rest if fieldset[0] != "Record"]]
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.catalog_view)
+        return [path("catalog/", view, name="publishing_producttemplate_catalog"), *super().get_urls()]
+
+    def catalog_view(self, request: HttpRequest) -> HttpResponse:
+        """Build a template from Printify's catalog: search blueprints by name, pick a print provider, tick
+        variants by colour and size, price per size. The catalog's pages come from the cache (`catalog`)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context: dict[str, Any] = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                                   "title": "Build a template from Printify's catalog", "media": self.media}
+        search = request.GET.get("search", "").strip()[:100]
+        context["search"] = search
+        try:
+            blueprint_id = _int_param(request.GET.get("blueprint"))
+            provider_id = _int_param(request.GET.get("provider"))
+            if blueprint_id is None:
+                context["blueprints"] = catalog.blueprints(search=search)[:100] if search else []
+                return TemplateResponse(request, "admin/publishing/producttemplate/catalog.html", context)
+            blueprint = next((b for b in catalog.blueprints() if b["id"] == blueprint_id), None)
+            providers = catalog.print_providers(blueprint_id=blueprint_id) if blueprint else []
+            provider = next((p for p in providers if p["id"] == provider_id), None)
+            context.update(blueprint=blueprint, providers=providers, provider=provider)
+            if blueprint is None:
+                context["error"] = f"No blueprint {blueprint_id} in Printify's catalog."
+            if blueprint is None or provider is None:
+                return TemplateResponse(request, "admin/publishing/producttemplate/catalog.html", context)
+            variants = catalog.variants(blueprint_id=blueprint_id, print_provider_id=provider_id)
+        except DomainError as exc:
+            context["error"] = f"Printify's catalog could not be read: {exc.message}"
+            return TemplateResponse(request, "admin/publishing/producttemplate/catalog.html", context)
+        form = CatalogTemplateForm(request.POST if request.method == "POST" else None, variants=variants,
+                                   initial={"name": f"{blueprint['title']} · {provider['title']}"[:200]})
+        if form.is_valid():
+            data = {**form.template_data(), "blueprint_id": blueprint_id, "print_provider_id": provider_id}
+            try:
+                template = product_template_create(data=data, actor=admin_actor(request))
+            except InvalidInputError as exc:
+                for name, errors in exc.fields.items():
+                    for error in errors:
+                        form.add_error(name if name in form.fields else None, error)
+            else:
+                self.message_user(request, f"Template {template.name} saved from the catalog.", messages.SUCCESS)
+                return redirect(admin_url("publishing_producttemplate_change", template.pk))
+        context["form"] = form
+        return TemplateResponse(request, "admin/publishing/producttemplate/catalog.html", context)
 
     def save_model(self, request: HttpRequest, obj: ProductTemplate, form: Any, change: bool) -> None:
         # Through the services, which keep a single default template.
@@ -94,6 +146,10 @@ class ProductTemplateAdmin(admin.ModelAdmin):
     @admin.display(description="Price", ordering="price_cents")
     def price_column(self, obj: ProductTemplate) -> str:
         return f"{obj.price_cents / 100:.2f}"
+
+
+def _int_param(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 10 else None
 
 
 class ProductTransitionInline(StatusHistoryInline):

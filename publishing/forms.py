@@ -91,20 +91,25 @@ class ProductTemplateForm(forms.ModelForm):
         model = ProductTemplate
         fields = [
             "name", "platform", "is_default", "blueprint_id", "print_provider_id", "variant_ids", "price_cents",
-            "position", "x", "y", "scale", "angle", "title_template", "description_template", "tags",
+            "variant_prices", "position", "x", "y", "scale", "angle", "title_template", "description_template", "tags",
         ]
         help_texts = {
             "name": "What publishers pick, e.g. “Gildan 18500 hoodie, front, $34.99”.",
             "blueprint_id": f"The Printify product type. {CATALOG_HINT}",
             "print_provider_id": "The Printify print provider of that blueprint.",
             "price_cents": "Retail price in cents: 3499 is $34.99.",
-            "is_default": "Used when publishing without choosing a template.",
+            "variant_prices": 'Prices of the variants that cost more, e.g. {"12102": 2899} (variant id → cents).',
+            "is_default": "Ticked when publishing (several templates may be default).",
         }
 
     def _get_validation_exclusions(self) -> set[str]:
-        # Marking a second default is how the default changes: the service unmarks the old one, so the
-        # single-default constraint must not refuse the form first.
+        # Kept from when a single default was enforced; `is_default` has no constraint left to check.
         return super()._get_validation_exclusions() | {"is_default"}
+
+    def clean_variant_prices(self) -> Any:
+        # An empty field is no per-variant price (the JSON form field reads it as None).
+        value = self.cleaned_data.get("variant_prices")
+        return {} if value in (None, "") else value
 
     def clean(self) -> dict[str, Any]:
         """Check the template with the service's rules, so the admin refuses exactly what the API refuses."""
@@ -122,3 +127,52 @@ class ProductTemplateForm(forms.ModelForm):
             return cleaned
         cleaned.update(values)
         return cleaned
+
+
+def _size_key(size: str) -> str:
+    return "surcharge_" + re.sub(r"[^0-9A-Za-z]+", "_", size).strip("_").lower()
+
+
+class CatalogTemplateForm(forms.Form):
+    """A template from a blueprint and print provider of Printify's catalog: the variants ticked by colour
+    and size (Printify's names), a base price and a surcharge per size for the sizes that cost more."""
+
+    name = forms.CharField(max_length=200)
+    variants = forms.TypedMultipleChoiceField(coerce=int, widget=forms.CheckboxSelectMultiple,
+                                              error_messages={"required": "Tick at least one variant."})
+    position = forms.ChoiceField(help_text="Where the design goes (Printify's print areas of these variants).")
+    price_cents = forms.IntegerField(min_value=1, initial=2999, label="Base price (cents)")
+    title_template = forms.CharField(max_length=500, initial="{prompt}", help_text="{prompt} and {style} are replaced.")
+    is_default = forms.BooleanField(required=False, label="Default",
+                                    help_text="Default templates are ticked when publishing.")
+
+    def __init__(self, *args: Any, variants: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.catalog_variants = variants
+        self.fields["variants"].choices = [(v["id"], str(v.get("title") or v["id"])) for v in variants]
+        self.fields["variants"].initial = [v["id"] for v in variants]
+        positions = list(dict.fromkeys(p.get("position") for v in variants for p in v.get("placeholders") or []
+                                       if p.get("position")))
+        self.fields["position"].choices = [(p, p) for p in positions or ["front"]]
+        sizes = (str((v.get("options") or {}).get("size") or "") for v in variants)
+        self.sizes = [size for size in dict.fromkeys(sizes) if size]
+        for size in self.sizes:
+            self.fields[_size_key(size)] = forms.IntegerField(
+                min_value=0, required=False, label=f"{size} surcharge (cents)",
+                help_text=f"Added to the base price for size {size}; empty: none.",
+            )
+
+    def template_data(self) -> dict[str, Any]:
+        """The template's fields, for `product_template_create`."""
+        data = self.cleaned_data
+        size_of = {v["id"]: str((v.get("options") or {}).get("size") or "") for v in self.catalog_variants}
+        prices = {}
+        for variant_id in data["variants"]:
+            surcharge = data.get(_size_key(size_of.get(variant_id, ""))) if size_of.get(variant_id) else None
+            if surcharge:
+                prices[str(variant_id)] = data["price_cents"] + surcharge
+        return {
+            "name": data["name"], "platform": "printify", "variant_ids": list(data["variants"]),
+            "price_cents": data["price_cents"], "variant_prices": prices, "position": data["position"],
+            "title_template": data["title_template"], "is_default": data["is_default"],
+        }
