@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +15,7 @@ from django.urls import path
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
+from django.views.decorators.http import require_POST
 
 from core.admin_tools import (
     REVIEW_CSS,
@@ -31,6 +33,8 @@ from publishing.catalog import fit_warnings
 from publishing.forms import CatalogTemplateForm, ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
 from publishing.services import (
+    PUBLISHABLE,
+    image_publish_products,
     images_publish,
     product_retry,
     product_template_create,
@@ -281,6 +285,40 @@ class PublishingImageAdmin(ImageAdmin):
         *ImageAdmin.fieldsets[1:],
     ]
     readonly_fields = [*ImageAdmin.readonly_fields, "product_link", "print_fit"]
+    change_form_template = "admin/publishing/image/change_form.html"
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(require_POST(self.publish_view))
+        return [path("<path:object_id>/publish/", view, name="images_image_publish"), *super().get_urls()]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        extra = dict(extra_context or {})
+        status = Image.objects.filter(pk=unquote(object_id)).values_list("status", flat=True).first()
+        if self.has_publish_permission(request) and status in PUBLISHABLE:
+            extra["publish_form"] = PublishForm()
+        return super().change_view(request, object_id, form_url, extra)
+
+    def publish_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Publish this image with the ticked templates: a product each, templates it is live on skipped."""
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
+        object_id = unquote(object_id)
+        page = admin_url("images_image_change", object_id)
+        form = PublishForm(request.POST)
+        if not form.is_valid():
+            problems = "; ".join(str(m) for messages_ in form.errors.values() for m in messages_)
+            self.message_user(request, f"Nothing was published: {problems}", messages.ERROR)
+            return redirect(page)
+        try:
+            products = image_publish_products(image_id=object_id, actor=admin_actor(request),
+                                              template_ids=[t.pk for t in form.cleaned_data["templates"]])
+        except DomainError as exc:
+            self.message_user(request, f"Nothing was published: {exc.message}", messages.ERROR)
+        else:
+            names = ", ".join(p.template.name for p in products if p.template)
+            self.message_user(request, f"Publishing {len(products)} product(s): {names}", messages.SUCCESS)
+        return redirect(page)
 
     @admin.display(description="Print fit")
     def print_fit(self, obj: Image) -> str:

@@ -53,3 +53,34 @@ def test_the_catalog_form_refuses_no_variants_and_shows_an_unreadable_catalog(pr
     assert not ProductTemplate.objects.exists()
     page = client.get(CATALOG, {"blueprint": 999}).content.decode()
     assert "No blueprint 999" in page
+
+
+def test_the_image_page_publishes_to_several_templates_and_lists_products_with_mockups(
+    printify, client, superuser, approved, hoodie
+):
+    import re
+
+    tee = ProductTemplate.objects.create(name="Tee", blueprint_id=6, print_provider_id=99, variant_ids=[12100],
+                                         is_default=True)
+    mug = ProductTemplate.objects.create(name="Mug", blueprint_id=68, print_provider_id=1, variant_ids=[33719])
+    (image,) = approved()
+    client.force_login(superuser)
+    page_url = f"/admin/images/image/{image.id}/change/"
+    html = client.get(page_url).content.decode()
+    assert 'id="pod-publish"' in html
+    for template, ticked in ((hoodie, True), (tee, True), (mug, False)):
+        assert bool(re.search(rf'value="{template.pk}"[^>]* checked', html)) is ticked, template.name
+
+    response = client.post(f"/admin/images/image/{image.id}/publish/", {"templates": [hoodie.pk, mug.pk]})
+    assert response.status_code == 302
+    run_worker()
+    image.refresh_from_db()
+    assert image.status == "published"
+    products = list(image.products.all())
+    assert sorted(p.template_id for p in products) == sorted([hoodie.pk, mug.pk])
+    html = client.get(page_url).content.decode()
+    for product in products:
+        assert product.pk in html and product.mockups and product.mockups[0]["src"] in html
+        assert product.external_url in html
+    # Published: still offered, for the templates it is not live on yet.
+    assert 'id="pod-publish"' in html
