@@ -29,7 +29,7 @@ from core.errors import DomainError, InvalidInputError
 from images.admin import ImageAdmin, thumbnail_html
 from images.models import Image
 from publishing import catalog
-from publishing.catalog import fit_warnings
+from publishing.catalog import fit_report
 from publishing.forms import CatalogTemplateForm, ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
 from publishing.services import (
@@ -324,9 +324,11 @@ class PublishingImageAdmin(ImageAdmin):
     def print_fit(self, obj: Image) -> str:
         """Warnings for the templates' print areas this design is too small for (at 300 DPI)."""
         templates = list(ProductTemplate.objects.filter(platform="printify").order_by("-is_default", "name")[:20])
-        warnings = fit_warnings(width=obj.width or 0, height=obj.height or 0, templates=templates)
+        warnings, known = fit_report(width=obj.width or 0, height=obj.height or 0, templates=templates)
         if not warnings:
-            return "Fits every Printify template's print area" if templates else "—"
+            if not known:
+                return "Print areas unknown (Printify's catalog could not be read)" if templates else "—"
+            return f"Fits the print area of {known} Printify template(s)"
         return format_html_join("", '<div class="pod-warning">⚠ {}</div>', ((w,) for w in warnings))
 
     @admin.display(description="Products")

@@ -87,17 +87,24 @@ def print_area(template: ProductTemplate) -> tuple[int, int] | None:
 
 
 def fit_warnings(*, width: int, height: int, templates: Sequence[ProductTemplate]) -> list[str]:
-    """Warnings for a design of `width`×`height` pixels too small for a template's print area at 300 DPI.
+    """Warnings for a design too small for a template's print area at 300 DPI (see `fit_report`)."""
+    return fit_report(width=width, height=height, templates=templates)[0]
+
+
+def fit_report(*, width: int, height: int, templates: Sequence[ProductTemplate]) -> tuple[list[str], int]:
+    """(warnings, how many templates' print areas were known) for a design of `width`×`height` pixels:
+    a warning for each template whose print area it is too small for at 300 DPI.
 
     Printify's `scale` is relative to the area's width: a design placed at scale s spans s × the area's width,
     so it needs that many pixels across to print at 300 DPI (the placeholders' pixels are 300 DPI ones).
     Templates whose area is unknown give no warning.
     """
-    warnings = []
+    warnings, known = [], 0
     for template in templates:
         area = print_area(template)
         if area is None:
             continue
+        known += 1
         needed = area[0] * template.scale
         if width < needed:
             dpi = int(PRINT_DPI * width / needed)
@@ -105,4 +112,4 @@ def fit_warnings(*, width: int, height: int, templates: Sequence[ProductTemplate
                 f"Too small for {template.name} ({template.position}, {area[0]}×{area[1]} px at {PRINT_DPI} DPI): "
                 f"{width}×{height} px prints at about {dpi} DPI"
             )
-    return warnings
+    return warnings, known
