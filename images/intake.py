@@ -424,8 +424,18 @@ def decode_cost(im: PILImage.Image, *, full_size: tuple[int, int] | None = None)
         cost += pixels
     if im.format == "JPEG" and (im.info.get("progressive") or im.info.get("progression")):
         full_width, full_height = full_size or im.size
-        cost += full_width * full_height * len(im.getbands()) * 2
+        cost += full_width * full_height * 2 * _coefficient_planes(im)
     return cost
+
+
+def _coefficient_planes(im: PILImage.Image) -> float:
+    """Full-size planes of DCT coefficients a JPEG holds: each component at its own sampling (4:2:0 is 1.5)."""
+    layers = getattr(im, "layer", None) or []
+    if not layers:
+        return float(len(im.getbands()))
+    h_max = max(h for _, h, _, _ in layers)
+    v_max = max(v for _, _, v, _ in layers)
+    return sum((h / h_max) * (v / v_max) for _, h, v, _ in layers)
 
 
 def _decode_thumbnail(fh: IO[bytes]) -> bytes:

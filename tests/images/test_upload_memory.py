@@ -24,7 +24,7 @@ from core.actors import Actor, Via
 from core.checks import config_issues
 from core.errors import BusyError
 from images.generation import generation_create
-from images.intake import DecodeBudget
+from images.intake import DecodeBudget, decode_cost, open_image
 from images.models import GenerationStatus, Image
 from images.tasks import generation_run
 from images.validation import GenerateInputSerializer
@@ -242,3 +242,13 @@ def test_check_config_warns_of_a_budget_below_the_largest_image_or_above_the_hos
     settings.IMAGE_DECODE_BUDGET_BYTES = 1 << 50  # a petabyte
     huge = [issue.code for issue in config_issues() if issue.setting == "IMAGE_DECODE_BUDGET_MB"]
     assert huge == ["W011"]
+
+
+@pytest.mark.parametrize(("subsampling", "planes"), [(0, 3.0), (1, 2.0), (2, 1.5)])
+def test_a_progressive_jpeg_is_budgeted_for_the_coefficients_of_its_sampled_components(subsampling, planes):
+    raw = io.BytesIO()
+    PILImage.new("RGB", (2048, 2048), (200, 100, 50)).save(raw, "JPEG", progressive=True, subsampling=subsampling)
+    raw.seek(0)
+    with open_image(raw) as im:
+        coefficients = decode_cost(im, full_size=(2048, 2048)) - decode_cost(im, full_size=(0, 0))
+    assert coefficients == 2048 * 2048 * 2 * planes  # 4:4:4, 4:2:2, 4:2:0: two bytes per coefficient
