@@ -153,7 +153,8 @@ def post(
     An adapter never follows redirects.
     """
     prepared = _prepared(url).copy()
-    prepared.headers = CaseInsensitiveDict(headers)
+    # The prepared headers hold what the URL itself asks for (Basic credentials in `user:pass@`).
+    prepared.headers = CaseInsensitiveDict({**prepared.headers, **headers})
     prepared.headers["Content-Length"] = str(len(body))
     prepared.body = body
     adapter = session.get_adapter(url)

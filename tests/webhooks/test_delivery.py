@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -43,6 +44,15 @@ def test_an_event_reaches_a_subscriber_once_with_the_documented_body_and_headers
     row = WebhookDelivery.objects.get(event=event, subscription=subscription)
     assert row.status == DeliveryStatus.DELIVERED and row.attempt_count == 1
     assert row.attempts.get().status_code == 204
+
+
+def test_credentials_in_the_url_reach_the_receiver_as_basic_auth(receiver, subscribe):
+    subscribe(receiver.url_for("/ok").replace("http://", "http://hook:s3cret@", 1))
+    _record()
+    deliver_pass()
+    (got,) = receiver.at("/ok")
+    assert got.header("Authorization") == "Basic " + base64.b64encode(b"hook:s3cret").decode()
+    assert got.header("X-Webhook-Event") == "image.approved"
 
 
 def test_sequence_grows_per_object(receiver, subscribe):
