@@ -69,3 +69,9 @@ def client_ip(request: HttpRequest) -> str:
             if not trusted(hop):
                 break
     return str(client)
+
+
+def ratelimit_ip(request: HttpRequest) -> str:
+    """`client_ip` for django-ratelimit (the admin login), which needs an address: `0.0.0.0` for `unknown`."""
+    ip = client_ip(request)
+    return "0.0.0.0" if ip == UNKNOWN else ip

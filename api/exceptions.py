@@ -17,7 +17,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousMultipartForm, TooManyFieldsSent, TooManyFilesSent
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf
 from rest_framework.views import set_rollback
 
@@ -146,6 +148,22 @@ def code_for_status(status: int) -> str:
     return STATUS_CODES.get(status, "ERROR")
 
 
+# Seconds a client is asked to wait when every pooled database connection of this process is taken.
+POOL_RETRY_AFTER = 2
+
+
+def pool_exhausted(exc: BaseException | None) -> bool:
+    """The error is a database connection the pool could not hand out in time (load, not a bug)."""
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
+
+
+def pool_exhausted_response(request: HttpRequest | None) -> HttpResponse:
+    return error_response(
+        request, status=503, code="SERVICE_UNAVAILABLE", message="The server is busy; retry shortly",
+        details={"retry_after": POOL_RETRY_AFTER}, headers={"Retry-After": str(POOL_RETRY_AFTER)},
+    )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
     """DRF EXCEPTION_HANDLER: every exception raised in an API view becomes a coded error response."""
     request = context.get("request")
@@ -162,6 +180,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+    if pool_exhausted(exc):
+        return pool_exhausted_response(request)
     if not isinstance(exc, drf.APIException):
         # A bug, not the client's fault: log it with the traceback, answer in the API's shape (never HTML).
         logger.exception("Unhandled error in %s", getattr(request, "path", "?"))

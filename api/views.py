@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -15,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.exceptions import error_response
+from api.exceptions import error_response, pool_exhausted, pool_exhausted_response
 from api.permissions import PublicEndpoint
 from api.versioning import version_info
 
@@ -118,6 +119,8 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request) and pool_exhausted(sys.exc_info()[1]):
+        return pool_exhausted_response(request)
     if _is_api(request):
         return error_response(request, status=500, code="INTERNAL_ERROR", message="Internal server error")
     return defaults.server_error(request)

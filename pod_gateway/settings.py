@@ -429,7 +429,7 @@ def _parse_networks(value: str) -> list[str]:
 
 
 TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES", "")
-RATELIMIT_IP_META_KEY = "api.clientip.client_ip"
+RATELIMIT_IP_META_KEY = "api.clientip.ratelimit_ip"
 
 
 # --- CORS ----------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import threading
 import uuid
 
 from django.contrib.auth.models import Group
+from django.db import OperationalError
 from django.urls import path
+from psycopg_pool import PoolTimeout
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,7 +74,21 @@ class ThingView(APIView):
         return Response({"thing_id": thing_id, "request_id": current_request_id()})
 
 
+class PoolExhaustedView(APIView):
+    """What Django raises when its psycopg pool hands out no connection in time."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        try:
+            raise PoolTimeout("couldn't get a connection after 10.00 sec")
+        except PoolTimeout as exc:
+            raise OperationalError(str(exc)) from exc
+
+
 urlpatterns = [
+    path("api/busy", PoolExhaustedView.as_view()),
+    path("api/v2/busy", PoolExhaustedView.as_view()),
     path("api/limited", LimitedView.as_view()),
     path("api/v2/limited", LimitedView.as_view()),
     path("api/untiered", UntieredView.as_view()),

@@ -7,6 +7,7 @@ import json
 import pytest
 from django.test import RequestFactory
 from rest_framework.exceptions import APIException
+from rest_framework.test import APIClient
 
 from api.exceptions import error_response, exception_handler
 from api.views import server_error
@@ -173,3 +174,12 @@ def test_csrf_failure_under_api_is_a_coded_403(reviewer):
     # Session-authenticated DRF writes need the CSRF token too (DRF's own check, same error shape).
     response = client.post("/api/v2/batch/approve", {"image_ids": ["x"]}, content_type="application/json")
     assert response.status_code == 403 and response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.urls("tests.api.infra_urls")
+@pytest.mark.parametrize("path", ["/api/busy", "/api/v2/busy"])
+def test_a_database_pool_with_no_free_connection_is_503_with_retry_after(path):
+    response = APIClient().get(path)
+    assert response.status_code == 503
+    assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert int(response.headers["Retry-After"]) >= 1

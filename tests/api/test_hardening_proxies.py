@@ -101,6 +101,12 @@ def test_the_admin_login_limit_uses_the_same_client_address(settings):
     assert statuses == [200, 200, 429]
 
 
+def test_the_admin_login_answers_when_the_socket_gives_no_address(settings):
+    settings.ADMIN_LOGIN_RATE = (100, 300)
+    response = Client().post("/admin/login/", {"username": f"u-{uuid.uuid4().hex}", "password": "x"}, REMOTE_ADDR="")
+    assert response.status_code == 200  # the login form again, not a 500
+
+
 def test_check_config_reports_trusted_proxies_and_warns_on_public_ranges(settings):
     assert "TRUSTED_PROXIES" in {issue.setting for issue in config_issues()}
     settings.TRUSTED_PROXIES = ["0.0.0.0/0"]
