@@ -9,7 +9,6 @@ nothing of publishing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +27,8 @@ from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_GET, require_POST
 
-from api.throttling import rate_limit_hit
+from api.parsers import MalformedBody, json_body_load
+from api.throttling import rate_limit_hit, user_ident
 from core.actors import Actor
 from core.admin_tools import admin_actor
 from core.batch import BatchResult
@@ -233,7 +233,7 @@ class ReviewWorkspace:
             action, image_ids, reason = self._decision_input(request)
         except RequestError as exc:
             return _error_response(exc)
-        decision = rate_limit_hit(tier=action.tier, ident=f"user:{request.user.pk}")
+        decision = rate_limit_hit(tier=action.tier, ident=user_ident(request.user))
         if not decision.allowed:
             exc = RequestError(429, "RATE_LIMIT_EXCEEDED", f"Rate limit reached: retry in {decision.reset_seconds} s",
                                {"tier": decision.tier, "limit": decision.limit, "window_seconds": decision.window,
@@ -251,9 +251,9 @@ class ReviewWorkspace:
 
     def _decision_input(self, request: HttpRequest) -> tuple[ReviewAction, list[str], str]:
         try:
-            body = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise RequestError(400, "MALFORMED_REQUEST", "The body is not valid JSON") from None
+            body = json_body_load(request.body or b"null")
+        except MalformedBody as exc:
+            raise RequestError(400, "MALFORMED_REQUEST", f"The body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise RequestError(400, "MALFORMED_REQUEST", "The body must be a JSON object")
         known = {action.name: action for action in self.actions()}

@@ -377,6 +377,8 @@ def test_decisions_are_refused_with_coded_errors_and_change_nothing(alice, make_
     image = make_image()
     cases = [
         ("{not json", 400, "MALFORMED_REQUEST"),
+        ("[" * 100_000 + "]" * 100_000, 400, "MALFORMED_REQUEST"),
+        (b"\xff\xfe", 400, "MALFORMED_REQUEST"),
         ([image.pk], 400, "MALFORMED_REQUEST"),
         ({"action": "promote", "image_ids": [image.pk]}, 400, "VALIDATION_ERROR"),
         ({"action": "approve", "image_ids": []}, 400, "VALIDATION_ERROR"),
