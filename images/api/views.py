@@ -205,11 +205,19 @@ class ImageViewSet(
     def list(self, request: Request, *args, **kwargs) -> Response:
         # ImageSerializer's body from plain rows: the same queries as select_related + prefetch (count,
         # page, history) plus the page's products, without building and walking instances row by row.
-        context = self.get_serializer_context()
-        renderer = s.RowRenderer(self.get_serializer(context=context))
+        context, renderer = self._renderer()
         rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*renderer.columns))
+        return self.get_paginated_response(self._render_rows(context, renderer, rows))
+
+    def _renderer(self) -> tuple[dict, s.RowRenderer]:
+        context = self.get_serializer_context()
+        return context, s.RowRenderer(self.get_serializer(context=context))
+
+    @staticmethod
+    def _render_rows(context: dict, renderer: s.RowRenderer, rows: list[dict]) -> list[dict]:
+        """ImageSerializer's body for `.values()` rows of the renderer's columns, with their products."""
         context["products"] = relations.product_summaries([row["id"] for row in rows])
-        return self.get_paginated_response(renderer.render(rows))
+        return renderer.render(rows)
 
     def get_parsers(self):
         # Only the upload takes multipart (anything else there is a 415). DRF asks for the parsers
@@ -228,11 +236,11 @@ class ImageViewSet(
     def _image_response(self, image: Image, status_code: int = 200, headers: dict | None = None) -> Response:
         # The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
         # `.values()` row): building the serializer's fields for one instance cost more than the decision.
-        context = self.get_serializer_context()
-        renderer = s.RowRenderer(self.get_serializer(context=context))
+        context, renderer = self._renderer()
         rows = list(Image.objects.filter(id=image.id).values(*renderer.columns))
-        context["products"] = relations.product_summaries([image.id])
-        return Response(renderer.render(rows)[0], status=status_code, headers=headers)
+        if not rows:
+            raise NotFound()  # deleted meanwhile (a concurrent batch/delete or prune)
+        return Response(self._render_rows(context, renderer, rows)[0], status=status_code, headers=headers)
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = s.ImageUploadSerializer(data=request.data)
