@@ -285,7 +285,13 @@ class ImageAdmin(admin.ModelAdmin):
         filters = set(request.GET) - {*IGNORED_PARAMS, PAGE_VAR}
         if request.GET.get("q", "").strip() or not filters <= {STATUS_PARAM}:
             return None
-        return image_status_count(request.GET.get(STATUS_PARAM) or None)
+        statuses = request.GET.getlist(STATUS_PARAM)
+        if not statuses:
+            return image_status_count(None)
+        # One valid status only: an empty or repeated value filters differently from what one counter holds.
+        if len(statuses) != 1 or statuses[0] not in ImageStatus.values:
+            return None
+        return image_status_count(statuses[0])
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         """Each word (or "quoted phrase") in the prompt, through the prompt index, or the exact image id."""

@@ -60,6 +60,16 @@ def test_the_queue_and_each_status_are_counted_from_the_counters(client, staff_r
     assert response.context["cl"].result_count == expected
 
 
+@pytest.mark.parametrize("query", ["?status__exact=", "?status__exact=pending&status__exact=approved"])
+def test_an_empty_or_repeated_status_is_counted_as_what_the_list_shows(client, staff_reviewer, query):
+    seed(30)
+    client.force_login(staff_reviewer)
+    response = client.get(str(QUEUE) + query)
+    assert response.status_code == 200
+    cl = response.context["cl"]
+    assert cl.result_count == cl.queryset.count()
+
+
 @pytest.mark.parametrize("query", [
     "?q=lighthouse", "?quality=errors", "?created_at__gte=2000-01-01+00:00:00%2B00:00", f"?o={STATUS_COLUMN}",
     f"?o=-{QUALITY_COLUMN}", "?status__exact=pending&quality=valid", "?generation=gen_x",
