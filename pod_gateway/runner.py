@@ -93,9 +93,15 @@ def main(mode: str) -> int:
         # The web server alone, as `make serve` runs it (a container or systemd unit next to a separate
         # `manage.py db_worker`): this process becomes gunicorn's master, so signals reach it directly.
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pod_gateway.settings")
-        datadir.prepare(*datadir.locate(env))
+        data_dir, metrics_dir = datadir.locate(env)
+        datadir.prepare(data_dir, metrics_dir)
+        # Live gauges of web workers that were killed without gunicorn seeing them go (a container or
+        # unit stopped hard): none of them is alive now. Counters stay; a task worker may share the folder.
+        for stale in Path(metrics_dir).glob("gauge_live*.db"):
+            stale.unlink(missing_ok=True)
         django.setup()
         os.environ["SERVER_HEADER_TIMEOUT_SECONDS"] = f"{settings.SERVER_HEADER_TIMEOUT_SECONDS:g}"
+        os.environ["DEBUG"] = "false"  # the production shape, whatever the unit's environment says
         command = web_command("serve", host, port)
         os.execv(command[0], command)
     prepare()

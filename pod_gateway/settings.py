@@ -528,8 +528,9 @@ LOGGING = {
 # --- Serving (pod_gateway.runner, pod_gateway.server) ----------------------------------------------
 
 # gunicorn's asyncio ASGI worker: a slow or stalled client holds a socket, never a thread. A request
-# whose headers are not complete this long after its connection opened (or went idle) is dropped, one
-# whose body has not fully arrived this long after its headers is answered 408.
+# whose headers are not complete this long after its connection opened is dropped (later requests on a
+# kept-alive connection: gunicorn's 5 s keep-alive), one whose body has not fully arrived this long
+# after its headers is answered 408.
 SERVER_HEADER_TIMEOUT_SECONDS = env.float("SERVER_HEADER_TIMEOUT_SECONDS", 10.0, validate=at_least(0.1))
 SERVER_BODY_TIMEOUT_SECONDS = env.float("SERVER_BODY_TIMEOUT_SECONDS", 60.0, validate=at_least(0.1))
 # Web worker processes of `make serve` (`make run` has one); blank: 2 × cores + 1.

@@ -299,7 +299,7 @@ class PrintifyStandIn:
         upload = {"id": upload_id, "file_name": file_name, "height": 0, "width": 0, "size": len(data),
                   "mime_type": "image/png" if data.startswith(b"\x89PNG") else "image/jpeg",
                   "preview_url": f"https://images.example.invalid/{upload_id}.png",
-                  "upload_time": time.strftime("%Y-%m-%d %H:%M:%S")}
+                  "upload_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
         with self.lock:
             self.uploads[upload_id] = upload
         return 200, upload
@@ -342,7 +342,7 @@ class PrintifyStandIn:
         product = {
             "id": product_id, "title": body["title"], "description": body.get("description", ""),
             "tags": body.get("tags", []), "options": [], "variants": body["variants"], "images": images,
-            "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00"), "visible": True, "is_locked": False,
+            "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00", time.gmtime()), "visible": True, "is_locked": False,
             "blueprint_id": body["blueprint_id"], "print_provider_id": body["print_provider_id"],
             "user_id": 1, "shop_id": SHOP_ID, "print_areas": body["print_areas"], "print_details": [],
             "sales_channel_properties": [], "published": False,

@@ -120,3 +120,32 @@ def test_counts_are_exact_across_web_workers_task_worker_and_dead_workers(gatewa
     assert len(writers & set(first_workers)) >= 2
     assert all((metrics_dir / f"counter_{pid}.db").exists() for pid in writers)
     assert not any((metrics_dir / f"gauge_livesum_{pid}.db").exists() for pid in first_workers)
+
+
+def test_runner_web_drops_the_live_gauges_of_web_workers_killed_before_it_started(tmp_path):
+    data_dir = tmp_path / "data"
+    metrics_dir = data_dir / "prometheus"
+    metrics_dir.mkdir(parents=True)
+    # A web worker of an earlier run, killed with five requests in flight: its live gauge file stays behind.
+    subprocess.run(
+        [sys.executable, "-c", "from prometheus_client import Gauge; import os; "
+         "Gauge('pod_http_requests_in_flight', 'in flight', multiprocess_mode='livesum').inc(5); os._exit(0)"],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, check=True, timeout=60,
+    )
+    assert list(metrics_dir.glob("gauge_livesum_*.db"))
+    running = Gateway(data_dir, "web", {"WEB_WORKERS": "1"})
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=running.env,
+                   check=True, timeout=300)  # `runner web` serves; migrating is the deployment's step before it
+    try:
+        with running.log.open("ab") as handle:
+            running.process = subprocess.Popen([sys.executable, "-m", "pod_gateway.runner", "web"], cwd=ROOT,
+                                               env=running.env, stdout=handle, stderr=subprocess.STDOUT)
+        def up() -> bool:
+            try:
+                return requests.get(running.url + "/api/health", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(up, "runner web to answer")
+        assert in_flight(scrape(running)) == 1  # this scrape only, not the dead worker's five
+    finally:
+        running.stop()
