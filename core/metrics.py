@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import prometheus_client
@@ -32,29 +33,33 @@ logger = logging.getLogger(__name__)
 # --- StatsD ----------------------------------------------------------------------------------------
 
 _client_lock = threading.Lock()
-_client: tuple[tuple[str, int, str], StatsClient | None] | None = None
+_client: tuple[tuple[str, int, str], StatsClient | None, float] | None = None
+# A host that did not resolve (a StatsD container starting after the gateway) is tried again this often.
+STATSD_RETRY_SECONDS = 60.0
 
 
 def statsd_client() -> StatsClient | None:
     """The StatsD client for the current STATSD_* settings, or None when STATSD_HOST is unset.
 
-    Made on first use and again when the settings change; a host that does not resolve is logged once
-    and sends nothing, so a metrics outage never fails the work being counted.
+    Made on first use and again when the settings change; a host that does not resolve is logged, sends
+    nothing and is tried again after STATSD_RETRY_SECONDS, so a metrics outage never fails the work
+    being counted and a StatsD that comes up later is used from then on.
     """
     global _client
     if not (host := settings.STATSD_HOST):
         return None
     key = (host, settings.STATSD_PORT, settings.STATSD_PREFIX)
     current = _client
-    if current is not None and current[0] == key:
+    if current is not None and current[0] == key and (current[1] is not None or time.monotonic() < current[2]):
         return current[1]
     with _client_lock:
         try:
             client: StatsClient | None = StatsClient(host=key[0], port=key[1], prefix=key[2] or None)
         except OSError as exc:
-            logger.warning("StatsD host %s:%s unusable, not sending metrics to it: %s", key[0], key[1], exc)
+            logger.warning("StatsD host %s:%s unusable, not sending metrics to it for %g s: %s",
+                           key[0], key[1], STATSD_RETRY_SECONDS, exc)
             client = None
-        _client = (key, client)
+        _client = (key, client, time.monotonic() + STATSD_RETRY_SECONDS)
     return client
 
 

@@ -117,3 +117,24 @@ def test_a_real_task_worker_pushes_the_gauges_to_statsd(listener, settings, make
     finally:
         worker.stop()
     assert "pod.images_pending_review:2|g" in lines, worker.output()[-3000:]
+
+
+def test_a_statsd_host_that_did_not_resolve_is_tried_again_later(listener, settings, monkeypatch):
+    real = socket.getaddrinfo
+    answers = iter([socket.gaierror(socket.EAI_AGAIN, "statsd is still starting")])
+
+    def getaddrinfo(*args, **kwargs):  # the resolver fails once (the StatsD host is not up yet), then answers
+        failure = next(answers, None)
+        if failure is not None:
+            raise failure
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    settings.STATSD_HOST = "localhost"
+    monkeypatch.setattr(metrics, "_client", None)
+    monkeypatch.setattr(metrics, "STATSD_RETRY_SECONDS", 0.0)
+    assert metrics.statsd_client() is None
+    metrics.IMAGES_APPROVED.inc()
+    assert metrics.statsd_client() is not None
+    metrics.IMAGES_APPROVED.inc()
+    assert any(line.startswith("pod.images_approved:1|c") for line in listener(until="pod.images_approved"))
