@@ -14,6 +14,7 @@ from publishing.services import image_publish_products, images_publish
 from tests.publishing.conftest import run_worker
 from tests.publishing.test_api import token_client
 from tests.servers.printify import Fault
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +69,11 @@ def test_three_templates_make_three_products_from_one_upload(printify, hoodie, t
     assert PrintFile.objects.get(image=image).external_upload_id == upload_id
     assert {printify.products[p.external_id]["title"] for p in rows} == {
         "retro sunset cat hoodie", "retro sunset cat tee", "retro sunset cat mug"}
+    # An event per product, and each product's publish reported to the custom-integration shop.
+    events = WebhookEvent.objects.filter(event_type="product.published")
+    assert sorted(e.data["product_id"] for e in events) == sorted(p.id for p in rows)
+    assert printify.calls["publishing_succeeded"] == 3
+    assert all(printify.products[p.external_id]["external"] == {"id": p.id, "handle": p.external_url} for p in rows)
     # One image move to publishing and one to published, whatever the number of products.
     moves = list(ImageTransition.objects.filter(image_id=image.id).values_list("to_status", flat=True))
     assert moves.count(ImageStatus.PUBLISHING) == 1 and moves.count(ImageStatus.PUBLISHED) == 1
@@ -133,6 +139,9 @@ def test_status_sums_up_one_failed_one_published_then_all_failed(printify, hoodi
     image.refresh_from_db()
     assert image.status == ImageStatus.PUBLISHED
     assert sorted(Product.objects.filter(image=image).values_list("status", flat=True)) == ["failed", "published"]
+    refused = Product.objects.get(image=image, status=ProductStatus.FAILED)
+    assert "Shop disconnected" in printify.products[refused.external_id]["publishing_failed"]
+    assert WebhookEvent.objects.filter(event_type="product.failed", data__product_id=refused.id).count() == 1
 
     (other,) = approved()
     printify.inject("create", *[Fault(status=400, body={"status": "error", "message": "Nope"})] * 2)
