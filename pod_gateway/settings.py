@@ -494,7 +494,7 @@ WEBHOOK_DISABLE_AFTER = env.timedelta("WEBHOOK_DISABLE_AFTER", timedelta(days=5)
 # Deliveries and attempts older than this many days are pruned (daily by the worker, prune_webhooks).
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", 30, validate=at_least(1))
 # Sending threads per worker process, and how often an idle dispatcher looks for new events (seconds).
-WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", 64, validate=at_least(1))
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", 100, validate=at_least(1))
 WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", 0.2, validate=at_least(0.01))
 
 
