@@ -227,7 +227,12 @@ def _create_once(
             if not exc.unclear:
                 raise
             logger.warning("Product %s: create outcome unclear (%s); looking for it", product.id, exc.message)
-            time.sleep(min(settings.PRINTIFY_BACKOFF_SECONDS * 2 ** (attempt - 1), 30))
+            wait = min(settings.PRINTIFY_BACKOFF_SECONDS * 2 ** (attempt - 1), 30)
+            if exc.status_code is None:
+                # No answer at all (timed out, cut off): Printify may still be making the product. Give it
+                # as long again as the answer was given before looking, so that product shows up.
+                wait = max(wait, settings.PRINTIFY_TIMEOUT_SECONDS)
+            time.sleep(wait)
             if found := _find_by_marker(client, product):
                 return str(found["id"]), True, found
             if attempt == tries:

@@ -58,6 +58,17 @@ def test_a_create_answered_badly_after_printify_made_the_product_is_adopted(
     assert ("created", f"adopted {product.external_id}, found by its marker") in history
 
 
+def test_a_create_printify_completes_after_the_gateway_stopped_waiting_is_adopted(
+    printify, hoodie, approved, actor, settings
+):
+    # Printify is still making the product when the gateway's read times out; it appears 0.4 s later.
+    settings.PRINTIFY_TIMEOUT_SECONDS = 0.5
+    printify.inject("create", Fault(delay=0.9, late=True))
+    product = publish_one(approved, actor)
+    assert_one_product(printify, product)
+    assert printify.calls["create"] == 1  # looked for after as long again as the answer was awaited
+
+
 @pytest.mark.parametrize(("oldest_first", "lists"), [(False, 3), (True, 4)], ids=["newest-first", "oldest-first"])
 def test_the_marker_is_found_on_a_later_page_of_the_shop(printify, hoodie, approved, actor, oldest_first, lists):
     # Printify does not promise an order: read newest first either way (page 1, then from the last back).

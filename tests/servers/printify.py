@@ -120,6 +120,9 @@ class Fault:
     hook: Callable[[], None] | None = None
     # Carry the request out first, then answer with the fault (or drop the connection).
     after: bool = False
+    # Wait `delay` first, then carry the request out and answer: a client that timed out meanwhile has
+    # given up on a request the server still completes.
+    late: bool = False
 
 
 class ApiError(Exception):
@@ -191,6 +194,9 @@ class PrintifyStandIn:
         with self.lock:
             self.calls[name] += 1
             fault = self.faults[name].popleft() if self.faults[name] else None
+        if fault is not None and fault.late:
+            time.sleep(fault.delay)
+            fault = None
         if fault is not None and not fault.after and self._strike(handler, fault):
             return
         try:
