@@ -189,8 +189,8 @@ def _bench_batch(client: Client, user: User) -> list[str]:
     return lines
 
 
-def _rates(client: Client, *urls: str) -> list[float]:
-    """Requests per second of each URL over LIST_REQUESTS requests each (best of REPEAT runs).
+def rates(client: Client, *urls: str, requests: int = LIST_REQUESTS) -> list[float]:
+    """Requests per second of each URL over `requests` requests each (best of REPEAT runs).
 
     The URLs take turns request by request and each side sums its own requests' times, so the
     machine's load at any moment weighs on every side alike. (Timing each side's requests as one
@@ -199,14 +199,14 @@ def _rates(client: Client, *urls: str) -> list[float]:
     best = [float("inf")] * len(urls)
     for _ in range(REPEAT):
         spent = [0.0] * len(urls)
-        for _ in range(LIST_REQUESTS):
+        for _ in range(requests):
             for n, url in enumerate(urls):
                 start = time.perf_counter()
                 response = client.get(url)
                 spent[n] += time.perf_counter() - start
                 assert response.status_code == 200, response.content[:500]
         best = [min(b, s) for b, s in zip(best, spent, strict=True)]
-    return [LIST_REQUESTS / seconds for seconds in best]
+    return [requests / seconds for seconds in best]
 
 
 def _bench_list(client: Client) -> list[str]:
@@ -222,7 +222,7 @@ def _bench_list(client: Client) -> list[str]:
     api_page, bare_page = client.get(api_url).json()["results"], client.get(bare_url).json()["results"]
     assert [r["id"] for r in api_page] == [r["id"] for r in bare_page], "the two views list different rows"
     counts = {size: _queries(lambda s=size: client.get(f"/api/v1/images?page_size={s}")) for size in (10, 50, 200)}
-    api_rps, bare_rps = _rates(client, api_url, bare_url)
+    api_rps, bare_rps = rates(client, api_url, bare_url)
     return [
         figure(
             "GET images queries per page, 10/50/200 rows", max(counts.values()) - min(counts.values()), 0,
