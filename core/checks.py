@@ -234,13 +234,16 @@ def _image_issues() -> list[ConfigIssue]:
 def _decode_issues() -> list[ConfigIssue]:
     issues = []
     budget = settings.IMAGE_DECODE_BUDGET_BYTES
-    # The largest accepted image decoded in RGBA (4 bytes a pixel), and a sixteenth for its reduced copies.
-    largest = settings.IMAGE_MAX_PIXELS * 4 * 17 // 16
+    # The largest accepted image decoded in RGBA (4 bytes a pixel) and a sixteenth for its reduced copies,
+    # or a progressive 4:4:4 JPEG of that size (2 bytes per coefficient, three components) at 1/8 scale.
+    pixels = settings.IMAGE_MAX_PIXELS
+    largest = max(pixels * 4 * 17 // 16, pixels * 6 + pixels * 4 // 64 * 2)
     if budget < largest:
         issues.append(ConfigIssue(
             WARNING, "IMAGE_DECODE_BUDGET_MB",
             f"{budget // 2**20} MB is less than the {-(-largest // 2**20)} MB the largest accepted image"
-            " (IMAGE_MAX_PIXELS in RGBA) needs to decode: such uploads are refused with 503", "W010",
+            " (IMAGE_MAX_PIXELS in RGBA, or a progressive JPEG) needs to decode: such uploads are refused with"
+            " 503", "W010",
         ))
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
