@@ -309,8 +309,9 @@ THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", 512, validate=at_least(0))
 
 # --- Image decoding ------------------------------------------------------------------------------
 
-# Decoded pixels one process may hold at once, shared by its threads: the largest accepted image
-# (IMAGE_MAX_PIXELS in RGBA, 256 MB) fits, two 4500x5400 ones fit together. An intake that does not fit
+# Decoded pixels one process may hold at once, shared by its threads: the largest accepted image fits
+# (IMAGE_MAX_PIXELS in RGBA, 272 MB with its reduced copy; 392 MB as a progressive 4:4:4 JPEG), and three
+# 4500x5400 RGB ones fit together. An intake that does not fit
 # waits up to IMAGE_DECODE_WAIT_SECONDS for the budget, then is refused (an upload with 503 and Retry-After).
 IMAGE_DECODE_BUDGET_BYTES = env.int("IMAGE_DECODE_BUDGET_MB", 400, validate=at_least(1)) * 1024 * 1024
 IMAGE_DECODE_WAIT_SECONDS = env.float("IMAGE_DECODE_WAIT_SECONDS", 10.0, validate=at_least(0))
