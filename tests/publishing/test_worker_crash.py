@@ -37,6 +37,29 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
+def kill_when_held(worker: WorkerProcess, arrived: threading.Event, release: threading.Event, what: str,
+                   check=None) -> None:
+    """SIGKILL `worker` while the stand-in holds its request (`arrived`), then let the stand-in go on."""
+    try:
+        assert arrived.wait(60), f"the worker never reached {what}\n" + worker.output()[-3000:]
+        if check is not None:
+            check()
+        worker.signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        release.set()
+        worker.stop()
+
+
+def resume(printify_url: str, data_dir: Path, done, timeout: float = 60) -> tuple[bool, str]:
+    """Start the next worker until `done()` (bounded); whether it got there, and the worker's output."""
+    second = start_worker(printify_url, data_dir, "second")
+    try:
+        return wait_for(done, timeout), second.output()[-3000:]
+    finally:
+        second.stop()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_between_create_and_publish_resumes_with_one_product(
     printify, hoodie, approved, settings, tmp_path
@@ -53,24 +76,17 @@ def test_worker_killed_between_create_and_publish_resumes_with_one_product(
     (image,) = approved()
     product = image_publish(image_id=image.id, actor=Actor(None, Via.COMMAND))
 
-    first = start_worker(printify.url, tmp_path, "first")
-    try:
-        assert arrived.wait(60), "the worker never reached the publish step\n" + first.output()[-3000:]
+    def publishing_with_its_product() -> None:
         product.refresh_from_db()
         assert product.status == ProductStatus.PUBLISHING and product.external_id
-        first.signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        release.set()
-        first.stop()
 
-    second = start_worker(printify.url, tmp_path, "second")
-    try:
-        finished = wait_for(lambda: Product.objects.get(id=product.id).status in {"published", "failed"}, 60)
-    finally:
-        second.stop()
+    kill_when_held(start_worker(printify.url, tmp_path, "first"), arrived, release, "the publish step",
+                   check=publishing_with_its_product)
+    finished, output = resume(
+        printify.url, tmp_path, lambda: Product.objects.get(id=product.id).status in {"published", "failed"}
+    )
     product.refresh_from_db()
-    assert finished and product.status == ProductStatus.PUBLISHED, (product.error, second.output()[-3000:])
+    assert finished and product.status == ProductStatus.PUBLISHED, (product.error, output)
     assert printify.calls["upload"] == 1 and printify.calls["create"] == 1
     assert printify.calls["publish"] == 2  # the dropped one, and the resumed one
     assert len(printify.products) == 1 and printify.products[product.external_id]["published"] is True
@@ -94,24 +110,15 @@ def test_worker_killed_mid_step_resumes_with_one_upload_product_and_publish(
     (image,) = approved()
     product = image_publish(image_id=image.id, actor=Actor(None, Via.COMMAND))
 
-    first = start_worker(printify.url, tmp_path, "first")
-    try:
-        assert arrived.wait(60), f"the worker never reached the {step} step\n" + first.output()[-3000:]
-        first.signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        release.set()
-        first.stop()
+    kill_when_held(start_worker(printify.url, tmp_path, "first"), arrived, release, f"the {step} step")
     product.refresh_from_db()
     assert product.status == ProductStatus.UPLOADING and not product.external_id
 
-    second = start_worker(printify.url, tmp_path, "second")
-    try:
-        finished = wait_for(lambda: Product.objects.get(id=product.id).status in {"published", "failed"}, 60)
-    finally:
-        second.stop()
+    finished, output = resume(
+        printify.url, tmp_path, lambda: Product.objects.get(id=product.id).status in {"published", "failed"}
+    )
     product.refresh_from_db()
-    assert finished and product.status == ProductStatus.PUBLISHED, (product.error, second.output()[-3000:])
+    assert finished and product.status == ProductStatus.PUBLISHED, (product.error, output)
     assert len(printify.uploads) == 1 and product.external_upload_id in printify.uploads
     assert len(printify.products) == 1 and product.external_id in printify.products
     assert printify.products[product.external_id]["publish_count"] == 1
@@ -143,23 +150,11 @@ def test_worker_killed_mid_way_through_three_products_ends_with_exactly_three(
     products = image_publish_products(image_id=image.id, actor=Actor(None, Via.COMMAND),
                                       template_ids=[hoodie.id, tee.id, mug.id])
 
-    first = start_worker(printify.url, tmp_path, "first")
-    try:
-        assert arrived.wait(60), "the worker never reached the second create\n" + first.output()[-3000:]
-        first.signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        release.set()
-        first.stop()
-
-    second = start_worker(printify.url, tmp_path, "second")
-    try:
-        finished = wait_for(lambda: not Product.objects.filter(image_id=image.id).exclude(
-            status__in=["published", "failed"]).exists(), 90)
-    finally:
-        second.stop()
+    kill_when_held(start_worker(printify.url, tmp_path, "first"), arrived, release, "the second create")
+    finished, output = resume(printify.url, tmp_path, lambda: not Product.objects.filter(image_id=image.id).exclude(
+        status__in=["published", "failed"]).exists(), timeout=90)
     rows = list(Product.objects.filter(image_id=image.id))
-    assert finished and len(rows) == 3, second.output()[-3000:]
+    assert finished and len(rows) == 3, output
     assert {p.status for p in rows} == {ProductStatus.PUBLISHED}, [(p.id, p.error) for p in rows]
     assert {p.id for p in rows} == {p.id for p in products}
     assert len(printify.products) == 3 and {p.external_id for p in rows} == set(printify.products)
