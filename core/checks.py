@@ -180,6 +180,20 @@ def _webhook_schedule_issues() -> list[ConfigIssue]:
     return issues
 
 
+def _web_thread_issues() -> list[ConfigIssue]:
+    """Web threads that can outnumber the PostgreSQL connections their process may take."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return []
+    if settings.WEB_THREADS > settings.DATABASE_POOL_MAX_SIZE:
+        return [ConfigIssue(
+            WARNING, "WEB_THREADS",
+            f"{settings.WEB_THREADS} request threads per web process share at most DATABASE_POOL_MAX_SIZE="
+            f"{settings.DATABASE_POOL_MAX_SIZE} connections: under load some requests wait for one and are"
+            " answered 503", "W023",
+        )]
+    return []
+
+
 def _statsd_issues() -> list[ConfigIssue]:
     """StatsD (STATSD_HOST): a prefix the line protocol cannot carry, a host that does not resolve."""
     if not settings.STATSD_HOST:
@@ -263,7 +277,7 @@ def config_issues() -> list[ConfigIssue]:
     issues = [
         *_generation_issues(), *_publishing_issues(), *_security_issues(), *_proxy_issues(),
         *_webhook_issues(), *_storage_issues(), *_image_issues(),
-        *_webhook_schedule_issues(), *_statsd_issues(), *_decode_issues(),
+        *_webhook_schedule_issues(), *_web_thread_issues(), *_statsd_issues(), *_decode_issues(),
     ]
     order = {ERROR: 0, WARNING: 1, INFO: 2}
     return sorted(issues, key=lambda issue: order[issue.level])

@@ -1,19 +1,27 @@
 """ASGI entry point for POD Gateway (`gunicorn -c python:pod_gateway.server pod_gateway.asgi:application`).
 
-Django's ASGI handler reads a request's whole body on the event loop before it gives the request to a
-thread, so a client sending its body slowly holds only a socket. `BodyDeadline` bounds that read: a body
-not complete SERVER_BODY_TIMEOUT_SECONDS after the request started is answered 408 in the API's error
-shape and never reaches Django. The data directory is made ready here, as in `pod_gateway.wsgi`.
+The handler (`GatewayHandler`) reads a request's whole body on the event loop before it gives the
+request to a thread, so a client sending its body slowly holds only a socket. `BodyDeadline` bounds that
+read: a body not complete SERVER_BODY_TIMEOUT_SECONDS after the request started is answered 408 in the
+API's error shape and never reaches Django. The data directory is made ready here, as in
+`pod_gateway.wsgi`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
+from django.urls import set_script_prefix
 
 from core import datadir, metrics
 from pod_gateway.server import refusal_body
@@ -79,4 +87,75 @@ class BodyDeadline:
         await send({"type": "http.response.body", "body": body})
 
 
-application = BodyDeadline(get_asgi_application(), timeout=settings.SERVER_BODY_TIMEOUT_SECONDS)
+class GatewayHandler(ASGIHandler):
+    """Django's ASGI handler with each request's synchronous work done in one hand-over to a thread.
+
+    Django's own handler crosses between the event loop and a new thread of the request's several
+    times (request_started, into the middleware, back out to the loop for the handler inside them, into
+    the view, and response.close()), and every crossing wakes the other side; on this gateway, whose
+    middleware and views are all synchronous, that cost more than `/api/health` itself. Here the body is
+    read on the loop as Django does, then one thread of a fixed pool (WEB_THREADS) runs request_started,
+    the middleware and the view as under WSGI and, for a response that is not streamed, its close();
+    the loop sends the response (a file chunk by chunk, each read in the pool: Django's handler would read
+    a synchronous stream whole into memory first). The pool's threads live as long as the process, so their database
+    connections persist between requests (CONN_MAX_AGE) as they do under a threaded WSGI server.
+
+    A client that disconnects while its request runs is not waited for: the view finishes (a
+    synchronous view cannot be cancelled, under Django's handler neither) and gunicorn drops the answer.
+    """
+
+    def __init__(self) -> None:
+        # Not ASGIHandler.__init__: the middleware chain is loaded synchronous, as WSGIHandler loads it.
+        self.load_middleware(is_async=False)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _threads(self) -> ThreadPoolExecutor:
+        # Made on the first request: gunicorn forks its workers after importing this module.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=settings.WEB_THREADS, thread_name_prefix="pod-web")
+        return self._pool
+
+    async def _in_thread(self, function, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads(), contextvars.copy_context().run, function, *args)
+
+    async def handle(self, scope, receive, send) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await self._in_thread(self._respond, scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await self._in_thread(response.close)
+        finally:
+            body_file.close()
+
+    def _respond(self, scope, body_file):
+        """request_started, the request, the middleware and the view; a response that is not streamed
+        is closed here too (request_finished), its content being complete."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size  # as Django's handler: the server chunks it
+        if not response.streaming:
+            response.close()
+        elif not response.is_async:
+            response.streaming_content = self._pulled(response.streaming_content)
+        return response
+
+    async def _pulled(self, chunks):
+        chunks = iter(chunks)
+        while (chunk := await self._in_thread(next, chunks, None)) is not None:
+            yield chunk
+
+
+django.setup(set_prefix=False)
+application = BodyDeadline(GatewayHandler(), timeout=settings.SERVER_BODY_TIMEOUT_SECONDS)

@@ -540,14 +540,19 @@ WEB_WORKERS = env.int("WEB_WORKERS", 0, validate=at_least(0)) or 2 * (os.cpu_cou
 # their task within these many seconds; then they are ended.
 SERVER_GRACEFUL_TIMEOUT_SECONDS = env.float("SERVER_GRACEFUL_TIMEOUT_SECONDS", 30.0, validate=at_least(1))
 WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", 30.0, validate=at_least(1))
-# Under ASGI (pod_gateway.asgi says so) every request runs its synchronous code in a thread of its own,
-# which would leave a persistent database connection behind each time: Django's documentation asks
-# for CONN_MAX_AGE = 0 there. Task workers keep theirs. On PostgreSQL the web processes take their
-# connections from a psycopg pool instead (Django's `pool` option), so a request does not pay for a new
-# connection; at most DATABASE_POOL_MAX_SIZE per web process.
+# Threads per web worker process that run requests (pod_gateway.asgi.GatewayHandler): the requests one
+# process works on at once; more wait for a free thread (their sockets cost no thread meanwhile).
+WEB_THREADS = env.int("WEB_THREADS", 16, validate=at_least(1))
+# Under ASGI (pod_gateway.asgi says so) the requests run on that fixed pool of threads, so on SQLite each
+# thread keeps its connection between requests (a new one costs more than a small request: SQLite reads
+# the schema again). On PostgreSQL the web processes take their connections from a psycopg pool instead
+# (Django's `pool` option, which wants CONN_MAX_AGE = 0), at most DATABASE_POOL_MAX_SIZE per web process.
 DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", 20, validate=at_least(1))
 if os.environ.get("POD_SERVER_INTERFACE") == "asgi":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASES["default"]["ENGINE"] == SQLITE_ENGINE:
+        DATABASES["default"]["CONN_MAX_AGE"] = None
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10,

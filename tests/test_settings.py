@@ -198,3 +198,15 @@ def test_metrics_are_shared_through_files_only_in_a_prepared_data_dir(tmp_path):
     assert prepared.returncode == 0, prepared.stderr
     assert prepared.stdout.strip() == str(tmp_path / "prometheus")
     assert list((tmp_path / "prometheus").glob("counter_*.db"))
+
+
+def test_web_processes_keep_sqlite_connections_and_pool_postgresql_ones(tmp_path):
+    # The web server's requests run on a fixed pool of threads (pod_gateway.asgi), so a SQLite connection
+    # is kept per thread; PostgreSQL connections come from the psycopg pool.
+    code = ("from django.conf import settings; d = settings.DATABASES['default'];"
+            " print(d['CONN_MAX_AGE'], 'pool' in d.get('OPTIONS', {}))")
+    sqlite = run_django(code, DATA_DIR=str(tmp_path), DATABASE_URL="", POD_SERVER_INTERFACE="asgi")
+    assert sqlite.stdout.split() == ["None", "False"], sqlite.stderr
+    postgresql = run_django(code, DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u@127.0.0.1:1/db",
+                            POD_SERVER_INTERFACE="asgi")
+    assert postgresql.stdout.split() == ["0", "True"], postgresql.stderr

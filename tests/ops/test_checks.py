@@ -25,7 +25,7 @@ def codes() -> set[str]:
 
 
 def test_the_defaults_raise_none_of_these_findings():
-    assert not codes() & {"W020", "E020", "W021", "E021", "W022"}
+    assert not codes() & {"W020", "E020", "W021", "E021", "W022", "W023"}
     assert "[INFO] STATSD_HOST: StatsD disabled" in report()
 
 
@@ -65,3 +65,11 @@ def test_a_statsd_host_that_does_not_resolve_is_reported_not_checked_on_every_co
     settings.STATSD_HOST = "statsd.invalid"  # tests resolve no outside names: this lookup fails
     assert "⚠ [WARNING] STATSD_HOST: 'statsd.invalid' does not resolve" in report()
     assert "pod_gateway.W022" not in {message.id for message in check_configuration()}
+
+
+def test_more_web_threads_than_pooled_connections_is_a_warning_on_postgresql(settings):
+    settings.WEB_THREADS = settings.DATABASE_POOL_MAX_SIZE + 1
+    postgresql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert ("W023" in codes()) is postgresql
+    settings.WEB_THREADS = settings.DATABASE_POOL_MAX_SIZE
+    assert "W023" not in codes()
