@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.core import checks
 
 WEAK_SECRET_PREFIXES = ("django-insecure", "insecure", "changeme", "change-me", "secret")
@@ -180,21 +181,40 @@ def _webhook_schedule_issues() -> list[ConfigIssue]:
     return issues
 
 
-def _web_thread_issues() -> list[ConfigIssue]:
-    """Web threads that can outnumber the PostgreSQL connections their process may take."""
+def _web_thread_issues(*, probe: bool) -> list[ConfigIssue]:
+    """PostgreSQL connections: web threads that can outnumber their process' pool, pools that can
+    outnumber what the server accepts."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         return []
+    issues = []
     if settings.WEB_THREADS > settings.DATABASE_POOL_MAX_SIZE:
-        return [ConfigIssue(
+        issues.append(ConfigIssue(
             WARNING, "WEB_THREADS",
             f"{settings.WEB_THREADS} request threads per web process share at most DATABASE_POOL_MAX_SIZE="
             f"{settings.DATABASE_POOL_MAX_SIZE} connections: under load some requests wait for one and are"
             " answered 503", "W023",
-        )]
-    return []
+        ))
+    if not probe:
+        return issues
+    # Every web process's full pool, and one connection for the task worker of `make serve`.
+    wanted = settings.WEB_WORKERS * settings.DATABASE_POOL_MAX_SIZE + 1
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            allowed = int(cursor.fetchone()[0])
+    except DatabaseError:
+        return issues  # the database check reports an unreachable server
+    if wanted > allowed:
+        issues.append(ConfigIssue(
+            WARNING, "DATABASE_POOL_MAX_SIZE",
+            f"WEB_WORKERS={settings.WEB_WORKERS} × DATABASE_POOL_MAX_SIZE={settings.DATABASE_POOL_MAX_SIZE} + a task"
+            f" worker can ask for {wanted} connections from this host; the server accepts {allowed}"
+            " (max_connections) from all its clients", "W024", system_check=False,
+        ))
+    return issues
 
 
-def _statsd_issues() -> list[ConfigIssue]:
+def _statsd_issues(*, probe: bool) -> list[ConfigIssue]:
     """StatsD (STATSD_HOST): a prefix the line protocol cannot carry, a host that does not resolve."""
     if not settings.STATSD_HOST:
         return [ConfigIssue(INFO, "STATSD_HOST", "StatsD disabled (metrics are served at /api/metrics only)")]
@@ -205,10 +225,11 @@ def _statsd_issues() -> list[ConfigIssue]:
             f"{settings.STATSD_PREFIX!r}: use letters, digits, '_' and '-' in dot-separated parts"
             " (':', '|' and '@' break the StatsD line format)", "E021",
         ))
+    if not probe:
+        return issues
     try:
         socket.getaddrinfo(settings.STATSD_HOST, settings.STATSD_PORT, socket.AF_INET, socket.SOCK_DGRAM)
     except OSError as exc:
-        # A name lookup is no thing to do on every manage.py command: this is for the report only.
         issues.append(ConfigIssue(
             WARNING, "STATSD_HOST", f"{settings.STATSD_HOST!r} does not resolve ({exc}): no metric reaches StatsD",
             "W022", system_check=False,
@@ -272,12 +293,16 @@ def _decode_issues() -> list[ConfigIssue]:
     return issues
 
 
-def config_issues() -> list[ConfigIssue]:
-    """Every finding about the current settings, errors first."""
+def config_issues(*, probe: bool = True) -> list[ConfigIssue]:
+    """Every finding about the current settings, errors first.
+
+    With `probe`, also what only asking outside is found out by (a name lookup, the database server's
+    connection limit): `check_config` probes, the system checks run on every manage.py command do not.
+    """
     issues = [
         *_generation_issues(), *_publishing_issues(), *_security_issues(), *_proxy_issues(),
-        *_webhook_issues(), *_storage_issues(), *_image_issues(),
-        *_webhook_schedule_issues(), *_web_thread_issues(), *_statsd_issues(), *_decode_issues(),
+        *_webhook_issues(), *_storage_issues(), *_image_issues(), *_webhook_schedule_issues(),
+        *_web_thread_issues(probe=probe), *_statsd_issues(probe=probe), *_decode_issues(),
     ]
     order = {ERROR: 0, WARNING: 1, INFO: 2}
     return sorted(issues, key=lambda issue: order[issue.level])
@@ -301,6 +326,6 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     kinds = {ERROR: checks.Error, WARNING: checks.Warning}
     return [
         kinds[issue.level](f"{issue.setting}: {issue.message}", id=f"pod_gateway.{issue.code}")
-        for issue in config_issues()
+        for issue in config_issues(probe=False)
         if issue.level in kinds and issue.system_check
     ]

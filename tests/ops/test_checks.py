@@ -10,6 +10,9 @@ from django.core.management.base import CommandError
 
 from core.checks import check_configuration, config_issues
 
+# check_config asks the database server for its connection limit (W024) on PostgreSQL.
+pytestmark = pytest.mark.django_db
+
 
 def report() -> str:
     out = io.StringIO()
@@ -73,3 +76,12 @@ def test_more_web_threads_than_pooled_connections_is_a_warning_on_postgresql(set
     assert ("W023" in codes()) is postgresql
     settings.WEB_THREADS = settings.DATABASE_POOL_MAX_SIZE
     assert "W023" not in codes()
+
+
+def test_pools_that_can_outnumber_the_servers_connection_limit_are_reported_not_system_checked(settings):
+    settings.WEB_WORKERS = 10_000
+    postgresql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert ("W024" in codes()) is postgresql
+    assert "pod_gateway.W024" not in {message.id for message in check_configuration()}
+    settings.WEB_WORKERS = 1
+    assert "W024" not in codes()
