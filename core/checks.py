@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import DatabaseError, connection
 from django.core import checks
+from django.db import DatabaseError, connection
 
 WEAK_SECRET_PREFIXES = ("django-insecure", "insecure", "changeme", "change-me", "secret")
 ERROR = "error"
