@@ -185,8 +185,11 @@ class ReviewWorkspace:
             # A hand-edited address with an unknown filter value shows the whole queue rather than an error page.
             filters = {}
         tiles, following = self.queue_page(**filters)
-        generations = Generation.objects.filter(images__status=ImageStatus.PENDING).distinct().order_by(
-            "-created_at").values("id", "prompt", "created_at")[:30]
+        # Read from the newest generation down, each asked whether it has a pending image (an index
+        # look-up), so the list costs the same however many generations and images there are.
+        pending_here = Image.objects.filter(generation=OuterRef("pk"), status=ImageStatus.PENDING)
+        generations = Generation.objects.filter(Exists(pending_here)).order_by(
+            "-created_at", "-id").values("id", "prompt", "created_at")[:30]
         return self._render(request, {
             "title": "Review workspace",
             "mode": "queue",
