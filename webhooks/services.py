@@ -6,17 +6,18 @@ outbox); the worker does the rest (`webhooks.delivery`). Nothing is ever sent fr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.actors import Actor
-from core.db.bulk import insert_rows
+from core.db.bulk import counters_add, insert_rows
 from core.errors import InvalidInputError, InvalidStateError, NotFoundError
 from webhooks import signing, urls
 from webhooks.models import (
@@ -51,24 +52,11 @@ def _subject(data: dict[str, Any]) -> str | None:
 def _sequences(subjects: Sequence[str]) -> dict[str, list[int]]:
     """Hand out the next sequence numbers for each subject (a subject may appear several times).
 
-    The counter rows are updated in the caller's transaction, so concurrent changes of one object
-    wait for each other and never share a number. Three queries whatever the number of subjects.
+    One upsert of the counter rows in the caller's transaction (`counters_add`): concurrent changes
+    of one object wait for each other's row lock and never share a number.
     """
-    wanted: dict[str, int] = {}
-    for subject in subjects:
-        wanted[subject] = wanted.get(subject, 0) + 1
-    if not wanted:
-        return {}
-    EventSequence.objects.bulk_create(
-        [EventSequence(subject=subject) for subject in wanted], ignore_conflicts=True
-    )
-    counts = set(wanted.values())
-    for count in counts:
-        # Usually one UPDATE: every subject of a batch appears once.
-        EventSequence.objects.filter(subject__in=[s for s, n in wanted.items() if n == count]).update(
-            last=F("last") + count
-        )
-    last = dict(EventSequence.objects.filter(subject__in=list(wanted)).values_list("subject", "last"))
+    wanted = Counter(subjects)
+    last = counters_add(EventSequence, key="subject", counter="last", amounts=wanted)
     return {subject: list(range(last[subject] - n + 1, last[subject] + 1)) for subject, n in wanted.items()}
 
 

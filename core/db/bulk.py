@@ -1,4 +1,5 @@
-"""Multi-row INSERTs for append-only rows the caller never reads back (history, outbox events).
+"""Multi-row INSERTs for append-only rows the caller never reads back (history, outbox events), and
+counters bumped in one UPSERT.
 
 `QuerySet.bulk_create` builds a model instance per row and converts every field of every row
 (`pre_save`, `get_db_prep_save`); for a 500-image batch that cost several times the database work
@@ -81,6 +82,39 @@ def insert_rows(
             chunk = min(per_statement, count - start)
             cursor.execute(head + ", ".join([row_marks] * chunk), params[start * width:(start + chunk) * width])
     return count
+
+
+def counters_add(model: type[models.Model], *, key: str, counter: str, amounts: Mapping[str, int]) -> dict[str, int]:
+    """Add `amounts[k]` to the `counter` column of the row whose `key` is k (a missing row starts at 0).
+
+    Returns each key's new value. One `INSERT … ON CONFLICT (key) DO UPDATE … RETURNING` (SQLite ≥ 3.35
+    and PostgreSQL) per `max_query_params` keys: the upsert takes each row's lock in the caller's
+    transaction, so concurrent adds to one key wait for each other and never read the same value.
+    Django's `bulk_create(update_conflicts=True)` can only set a column to the proposed value, not add
+    to it, and returns no values on SQLite; hence the hand-written statement. `key` must be a text column.
+    """
+    if not amounts:
+        return {}
+    connection = connections[router.db_for_write(model)]
+    opts = model._meta
+    quote = connection.ops.quote_name
+    table, key_column, counter_column = (quote(name) for name in
+                                         (opts.db_table, opts.get_field(key).column, opts.get_field(counter).column))
+    # Keys in one order so that concurrent batches lock shared rows in the same order (no deadlock).
+    keys = sorted(amounts)
+    per_statement = max(1, (connection.features.max_query_params or _DEFAULT_MAX_PARAMS) // 2)
+    totals: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), per_statement):
+            chunk = keys[start:start + per_statement]
+            cursor.execute(
+                f"INSERT INTO {table} ({key_column}, {counter_column}) VALUES {', '.join(['(%s, %s)'] * len(chunk))}"
+                f" ON CONFLICT ({key_column}) DO UPDATE SET {counter_column} = {table}.{counter_column}"
+                f" + excluded.{counter_column} RETURNING {key_column}, {counter_column}",
+                [value for k in chunk for value in (k, int(amounts[k]))],
+            )
+            totals.update(cursor.fetchall())
+    return totals
 
 
 def _stored_as_given(field: models.Field) -> bool:
