@@ -137,11 +137,13 @@ def _apply(movable: list[tuple[str, str]], *, to_status: str, actor: Actor, note
         transaction.on_commit(lambda: counter.inc(len(moved_ids)))
 
 
-def image_transition(*, image_id: str, to_status: str, actor: Actor, note: str = "") -> Image:
-    """Move one image; raise `NotFoundError` or `InvalidStateError` if it cannot move."""
+def image_transition(*, image_id: str, to_status: str, actor: Actor, note: str = "") -> None:
+    """Move one image; raise `NotFoundError` or `InvalidStateError` if it cannot move.
+
+    Returns nothing: the callers know the id, and the API renders the row itself (no throw-away fetch).
+    """
     result = images_transition(image_ids=[image_id], to_status=to_status, actor=actor, note=note)
     raise_for_single(result, image_id)
-    return Image.objects.get(id=image_id)
 
 
 def raise_for_single(result: BatchResult, image_id: str) -> None:
@@ -156,19 +158,19 @@ def raise_for_single(result: BatchResult, image_id: str) -> None:
         )
 
 
-def image_approve(*, image_id: str, actor: Actor, note: str = "") -> Image:
+def image_approve(*, image_id: str, actor: Actor, note: str = "") -> None:
     """Approve a pending (or previously rejected) image for publishing."""
-    return image_transition(image_id=image_id, to_status=S.APPROVED, actor=actor, note=note)
+    image_transition(image_id=image_id, to_status=S.APPROVED, actor=actor, note=note)
 
 
-def image_reject(*, image_id: str, actor: Actor, reason: str = "") -> Image:
+def image_reject(*, image_id: str, actor: Actor, reason: str = "") -> None:
     """Reject an image; the file is kept until `prune`."""
-    return image_transition(image_id=image_id, to_status=S.REJECTED, actor=actor, note=reason)
+    image_transition(image_id=image_id, to_status=S.REJECTED, actor=actor, note=reason)
 
 
-def image_reset(*, image_id: str, actor: Actor, note: str = "") -> Image:
+def image_reset(*, image_id: str, actor: Actor, note: str = "") -> None:
     """Put an approved, rejected or failed image back in the review queue."""
-    return image_transition(image_id=image_id, to_status=S.PENDING, actor=actor, note=note)
+    image_transition(image_id=image_id, to_status=S.PENDING, actor=actor, note=note)
 
 
 def images_approve(*, image_ids: Iterable[str], actor: Actor, note: str = "", atomic: bool = False) -> BatchResult:

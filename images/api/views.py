@@ -233,11 +233,11 @@ class ImageViewSet(
             return [JSONRenderer(), BinaryRenderer()]
         return super().get_renderers()
 
-    def _image_response(self, image: Image, status_code: int = 200, headers: dict | None = None) -> Response:
+    def _image_response(self, image_id: str, status_code: int = 200, headers: dict | None = None) -> Response:
         # The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
         # `.values()` row): building the serializer's fields for one instance cost more than the decision.
         context, renderer = self._renderer()
-        rows = list(Image.objects.filter(id=image.id).values(*renderer.columns))
+        rows = list(Image.objects.filter(id=image_id).values(*renderer.columns))
         if not rows:
             raise NotFound()  # deleted meanwhile (a concurrent batch/delete or prune)
         return Response(self._render_rows(context, renderer, rows)[0], status=status_code, headers=headers)
@@ -258,7 +258,7 @@ class ImageViewSet(
         except BusyError as exc:
             raise ServiceUnavailable(exc) from None
         location = reverse("image-detail", kwargs={"pk": image.id}, request=request)
-        return self._image_response(image, status.HTTP_201_CREATED, {"Location": location})
+        return self._image_response(image.id, status.HTTP_201_CREATED, {"Location": location})
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         params = s.DeleteInputSerializer(data=request.query_params)
@@ -290,24 +290,20 @@ class ImageViewSet(
     def approve(self, request: Request, *args, **kwargs) -> Response:
         data = s.ApproveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        image = services.image_approve(
-            image_id=kwargs["pk"], actor=api_actor(request), note=data.validated_data["note"]
-        )
-        return self._image_response(image)
+        services.image_approve(image_id=kwargs["pk"], actor=api_actor(request), note=data.validated_data["note"])
+        return self._image_response(kwargs["pk"])
 
     @action(detail=True, methods=["post"], rate_tier="approval")
     def reject(self, request: Request, *args, **kwargs) -> Response:
         data = s.RejectInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        image = services.image_reject(
-            image_id=kwargs["pk"], actor=api_actor(request), reason=data.validated_data["reason"]
-        )
-        return self._image_response(image)
+        services.image_reject(image_id=kwargs["pk"], actor=api_actor(request), reason=data.validated_data["reason"])
+        return self._image_response(kwargs["pk"])
 
     @action(detail=True, methods=["post"], rate_tier="approval")
     def reset(self, request: Request, *args, **kwargs) -> Response:
-        image = services.image_reset(image_id=kwargs["pk"], actor=api_actor(request))
-        return self._image_response(image)
+        services.image_reset(image_id=kwargs["pk"], actor=api_actor(request))
+        return self._image_response(kwargs["pk"])
 
 
 # --- Batches -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from images.services import (
     image_reset,
     images_approve,
     images_reject,
+    images_transition,
 )
 from webhooks.models import WebhookEvent
 
@@ -34,9 +35,9 @@ def test_transition_table_matches_contract():
 
 def test_approve_records_history_and_event(make_image, reviewer_actor):
     image = make_image()
-    approved = image_approve(image_id=image.id, actor=reviewer_actor, note="crisp")
+    image_approve(image_id=image.id, actor=reviewer_actor, note="crisp")
     image.refresh_from_db()
-    assert approved.status == S.APPROVED and image.status == S.APPROVED
+    assert image.status == S.APPROVED
     row = ImageTransition.objects.get(image=image)
     assert (row.from_status, row.to_status, row.actor_label, row.via, row.note) == (
         "pending", "approved", "reviewer1", "api", "crisp"
@@ -62,7 +63,7 @@ def test_unknown_image_is_not_found(reviewer_actor):
 
 def test_reset_returns_rejected_image_to_queue(make_image, reviewer_actor):
     image = make_image(status=S.REJECTED)
-    assert image_reset(image_id=image.id, actor=reviewer_actor).status == S.PENDING
+    image_reset(image_id=image.id, actor=reviewer_actor)
     image.refresh_from_db()
     assert image.status == S.PENDING
     row = ImageTransition.objects.get(image=image)
@@ -88,6 +89,16 @@ def test_atomic_batch_applies_nothing_when_one_is_refused(make_image, reviewer_a
     pending.refresh_from_db()
     assert pending.status == S.PENDING
     assert not WebhookEvent.objects.exists()
+
+
+def test_one_approval_reads_nothing_beyond_what_the_move_needs(make_image, reviewer_actor):
+    # The single-image services are the batch service for one id: no extra read of the row afterwards.
+    one, other = make_image(), make_image()
+    with CaptureQueriesContext(connection) as single:
+        image_approve(image_id=one.id, actor=reviewer_actor)
+    with CaptureQueriesContext(connection) as batch:
+        images_transition(image_ids=[other.id], to_status=S.APPROVED, actor=reviewer_actor)
+    assert len(single.captured_queries) == len(batch.captured_queries)
 
 
 def test_batch_uses_constant_queries(make_image, reviewer_actor):
