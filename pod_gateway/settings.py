@@ -367,7 +367,8 @@ REST_FRAMEWORK = {
     "ALLOWED_VERSIONS": API_VERSIONS,
     "DEFAULT_VERSION": API_VERSIONS[-1],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.JsonBodyParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSONRenderer output, encoded by orjson (api/renderers.py).
+    "DEFAULT_RENDERER_CLASSES": ["api.renderers.FastJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TierRateThrottle"],

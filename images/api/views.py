@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 from rest_framework.parsers import MultiPartParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
+from api.renderers import FastJSONRenderer
 from core.actors import api_actor
 from core.errors import BusyError
 from images import relations, selectors, services
@@ -230,7 +231,7 @@ class ImageViewSet(
 
     def get_renderers(self):
         if getattr(self, "action", None) in ("file", "thumbnail"):
-            return [JSONRenderer(), BinaryRenderer()]
+            return [FastJSONRenderer(), BinaryRenderer()]
         return super().get_renderers()
 
     def _image_response(self, image_id: str, status_code: int = 200, headers: dict | None = None) -> Response:
