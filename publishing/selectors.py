@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
+from django.db.models import F
 
 from core.db.counters import status_counts
+from core.db.lookups import InValues
 from publishing.models import Product
 
 PRODUCT_SUMMARY = ("id", "status", "platform", "template_id", "external_url", "created_at")
@@ -15,7 +17,7 @@ PRODUCT_SUMMARY = ("id", "status", "platform", "template_id", "external_url", "c
 
 def products_of_images(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Image id → its products' `{id, status, platform, template, external_url}`, newest first, in one query."""
-    rows = (Product.objects.filter(image_id__in=list(image_ids)).order_by("-created_at", "-id")
+    rows = (Product.objects.filter(InValues(F("image_id"), image_ids)).order_by("-created_at", "-id")
             .values_list("image_id", *PRODUCT_SUMMARY))
     found: dict[str, list[dict[str, Any]]] = {}
     for image_id, product_id, status, platform, template_id, external_url, _ in rows:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from django.db.models import F
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.fields.reverse_related import ManyToOneRel
 from django.db.models.query_utils import DeferredAttribute
@@ -20,8 +21,10 @@ from rest_framework import serializers
 from rest_framework.relations import ManyRelatedField, RelatedField
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
+from rest_framework.settings import ISO_8601, api_settings
 
 from api.fields import CleanCharField, IdField, IdListField, StrictBooleanField, choice_field
+from core.db.lookups import InValues
 from images import relations
 from images.models import Generation, GenerationStatus, GenerationTransition, Image, ImageStatus, ImageTransition
 from images.validation import validate_prompt
@@ -316,6 +319,8 @@ class _ColumnPart:
             zone = field.default_timezone()
             field.timezone = datetime.UTC if getattr(zone, "key", None) == "UTC" else zone
         value_of, represent = operator.itemgetter(self.column), field.to_representation
+        if isinstance(field, serializers.DateTimeField):
+            represent = _utc_iso_representation(field) or represent
 
         if self.nullable:
             def read(rows: Rows, instances: Sequence[Any]) -> list[Any]:
@@ -325,6 +330,26 @@ class _ColumnPart:
                 return list(map(represent, map(value_of, rows)))
 
         return read
+
+
+def _utc_iso_representation(field: serializers.DateTimeField) -> Callable[[Any], Any] | None:
+    """DRF's ISO 8601 representation of a datetime in UTC, without its per-value time-zone round trip.
+
+    For a field that writes ISO 8601 in UTC, a value already in `datetime.UTC` (as the database
+    backends return them) comes out of `to_representation` as its `isoformat()` with `Z` for `+00:00`;
+    anything else still goes through the field.
+    """
+    output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    if output_format is None or output_format.lower() != ISO_8601 or field.timezone is not datetime.UTC:
+        return None
+    fallback, utc, plain = field.to_representation, datetime.UTC, datetime.datetime
+
+    def represent(value: Any) -> Any:
+        if value.__class__ is plain and value.tzinfo is utc:
+            return value.isoformat()[:-6] + "Z"
+        return fallback(value)
+
+    return represent
 
 
 class _MethodPart:
@@ -374,7 +399,7 @@ class _NestedReader:
         self.items = {}
         if not keys:
             return
-        rows = list(self.part.model._default_manager.filter(**{f"{foreign_key}__in": keys}).values(
+        rows = list(self.part.model._default_manager.filter(InValues(F(foreign_key), keys)).values(
             foreign_key, *self.renderer.columns
         ))
         for row, body in zip(rows, self.renderer.render(rows), strict=True):

@@ -206,3 +206,34 @@ class ReadsARelatedObject(ImageSerializer):
 def test_a_method_reading_what_rows_do_not_hold_fails_instead_of_differing(varied_images):
     with pytest.raises(ImproperlyConfigured, match="`generation` of Image is not a column"):
         _render(ReadsARelatedObject)
+
+
+class DatesAsWritten(ImageSerializer):
+    """The image's dates in a custom format beside the default ISO 8601 ones."""
+
+    created_day = serializers.DateTimeField(source="created_at", format="%Y-%m-%d %H:%M")
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "created_day"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris"])
+def test_datetimes_render_as_the_serializer_writes_them_in_any_time_zone(varied_images, zone):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    # Whole seconds too: isoformat() then has no fraction, and DRF's representation neither.
+    Image.objects.filter(id=varied_images["plain"].id).update(created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC))
+    with timezone.override(zone):
+        rendered = {row["id"]: row for row in _render(DatesAsWritten)}
+        context = {"request": _request(), "products": {}}
+        expected = DatesAsWritten(Image.objects.prefetch_related("history"), many=True, context=context).data
+    assert expected and all(rendered[row["id"]] == row for row in expected)
+    plain = rendered[varied_images["plain"].id]
+    if zone == "UTC":
+        assert (plain["created_at"], plain["created_day"]) == ("2026-03-04T05:06:07Z", "2026-03-04 05:06")
+    else:
+        assert (plain["created_at"], plain["created_day"]) == ("2026-03-04T06:06:07+01:00", "2026-03-04 06:06")
+    assert all(entry["created_at"].endswith("Z" if zone == "UTC" else "+01:00") or "+02:00" in entry["created_at"]
+               for row in rendered.values() for entry in row["history"])

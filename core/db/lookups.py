@@ -1,0 +1,45 @@
+"""`InValues`: `field__in=values` for values the column stores as they are (text, integers).
+
+Django's `__in` prepares every value on its own (`get_prep_value`, then `get_db_prep_value`, through the
+foreign key to its target field); for the 50 ids of a list page that was most of the time of the
+history and products queries behind it, more than the database took to answer. Where a value of the
+column's type is its own database value there is nothing to prepare, so the ids go into the
+statement's parameters as given. Any other column type is prepared as `__in` would.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.lookups import In
+
+# Fields whose Python values of the field's own type are the database values as they are.
+_STORED_AS_GIVEN = frozenset({
+    "CharField", "TextField", "SlugField", "EmailField", "URLField",
+    "IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
+    "PositiveBigIntegerField", "PositiveSmallIntegerField", "AutoField", "BigAutoField", "SmallAutoField",
+})
+
+
+def stored_as_given(field: models.Field) -> bool:
+    """Whether values of this field (or of the key it refers to) are stored unchanged."""
+    target = field.target_field if field.is_relation else field
+    return target.get_internal_type() in _STORED_AS_GIVEN
+
+
+class InValues(In):
+    """`InValues(F("image_id"), ids)` in `filter()`: `image_id__in=ids` without per-value preparation
+    when the column stores the values as given (the values must then be of the field's type).
+
+    Built on an unresolved `F`, the lookup never runs `get_prep_value` per value (there is no field yet
+    when it is made); the database preparation in `batch_process_rhs` is the only per-value step left.
+    """
+
+    def _plain(self) -> bool:
+        field = getattr(self.lhs, "output_field", None)
+        return isinstance(field, models.Field) and stored_as_given(field)
+
+    def batch_process_rhs(self, compiler, connection, rhs=None):
+        if self.rhs_is_direct_value() and self._plain():
+            values = list(self.rhs if rhs is None else rhs)
+            return ["%s"] * len(values), values
+        return super().batch_process_rhs(compiler, connection, rhs)
