@@ -6,23 +6,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import F
 
 from core.db.counters import status_counts
-from core.db.lookups import InValues
+from core.db.keyed import values_in
 from publishing.models import Product
 
-PRODUCT_SUMMARY = ("id", "status", "platform", "template_id", "external_url", "created_at")
+PRODUCT_FIELDS = ("image_id", "id", "status", "platform", "template_id", "external_url")
 
 
 def products_of_images(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Image id → its products' `{id, status, platform, template, external_url}`, newest first, in one query."""
-    rows = (Product.objects.filter(InValues(F("image_id"), image_ids)).order_by("-created_at", "-id")
-            .values_list("image_id", *PRODUCT_SUMMARY))
+    rows = values_in(Product, key="image_id", keys=image_ids, fields=PRODUCT_FIELDS, order_by=("-created_at", "-id"))
     found: dict[str, list[dict[str, Any]]] = {}
-    for image_id, product_id, status, platform, template_id, external_url, _ in rows:
-        found.setdefault(image_id, []).append({"id": product_id, "status": status, "platform": platform,
-                                               "template": template_id, "external_url": external_url})
+    for row in rows:
+        found.setdefault(row["image_id"], []).append({"id": row["id"], "status": row["status"],
+                                                      "platform": row["platform"], "template": row["template_id"],
+                                                      "external_url": row["external_url"]})
     return found
 
 

@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
-from django.db.models import F
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.fields.reverse_related import ManyToOneRel
 from django.db.models.query_utils import DeferredAttribute
@@ -24,7 +23,7 @@ from rest_framework.reverse import reverse
 from rest_framework.settings import ISO_8601, api_settings
 
 from api.fields import CleanCharField, IdField, IdListField, StrictBooleanField, choice_field
-from core.db.lookups import InValues
+from core.db.keyed import values_in
 from images import relations
 from images.models import Generation, GenerationStatus, GenerationTransition, Image, ImageStatus, ImageTransition
 from images.validation import validate_prompt
@@ -399,9 +398,7 @@ class _NestedReader:
         self.items = {}
         if not keys:
             return
-        rows = list(self.part.model._default_manager.filter(InValues(F(foreign_key), keys)).values(
-            foreign_key, *self.renderer.columns
-        ))
+        rows = values_in(self.part.model, key=foreign_key, keys=keys, fields=[foreign_key, *self.renderer.columns])
         for row, body in zip(rows, self.renderer.render(rows), strict=True):
             self.items.setdefault(row[foreign_key], []).append(body)
 

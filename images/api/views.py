@@ -27,6 +27,7 @@ from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
 from api.renderers import FastJSONRenderer
 from core.actors import api_actor
+from core.db.keyed import values_in
 from core.errors import BusyError
 from images import relations, selectors, services
 from images.api import serializers as s
@@ -238,7 +239,7 @@ class ImageViewSet(
         # The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
         # `.values()` row): building the serializer's fields for one instance cost more than the decision.
         context, renderer = self._renderer()
-        rows = list(Image.objects.filter(id=image_id).values(*renderer.columns))
+        rows = values_in(Image, key="id", keys=[image_id], fields=renderer.columns)
         if not rows:
             raise NotFound()  # deleted meanwhile (a concurrent batch/delete or prune)
         return Response(self._render_rows(context, renderer, rows)[0], status=status_code, headers=headers)

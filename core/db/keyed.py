@@ -1,0 +1,106 @@
+"""`values_in`: `Model.objects.filter(key__in=keys).values(*fields)`, compiled by Django once per shape.
+
+Every image body reads the same small queries with other ids: its history and its products by image id
+(50 ids for a list page, one for a detail or a decision). Building and compiling those QuerySets cost
+several times what the database took to answer an indexed read, on every request. Here Django builds
+and compiles the query once per model, key, fields, ordering and size bucket (the ids are padded to the
+next power of two by repeating one, which selects the same rows), and each call only sets the ids as
+the statement's parameters and converts the values as `.values()` would (the compiler's converters, for
+this thread's connection). Django has no such cache of its own and no maintained package offers one.
+
+Only plain cases are compiled once: a default manager that adds no filter, annotation, slice or
+DISTINCT, and a key column that stores its values as given (text, integers; see `core.db.lookups`).
+Anything else runs through the ORM as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, models, router
+from django.db.models import F
+from django.db.models.sql import Query
+
+from core.db.lookups import InValues, stored_as_given
+
+# Larger sets of keys are rare (a page is at most 200 images) and run through the ORM.
+MAX_COMPILED_KEYS = 1024
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    positions: tuple[int, ...]  # where the keys go among `params`
+    names: tuple[str, ...]
+    query: Query
+    select: tuple[Any, ...]  # the selected expressions, for their converters
+
+
+_compiled: dict[tuple[Any, ...], _Compiled] = {}
+
+
+def values_in(
+    model: type[models.Model],
+    *,
+    key: str,
+    keys: Collection[Any],
+    fields: Sequence[str],
+    order_by: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The `.values(*fields)` rows of `model`'s default manager whose `key` is one of `keys`, in `order_by`
+    (default: the model's ordering). Keys must be values of the key column's type."""
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return []
+    base = model._default_manager.all()
+    if order_by is not None:
+        base = base.order_by(*order_by)
+    field = model._meta.get_field(key)
+    query = base.query
+    plain = not (query.where or query.annotations or query.extra or query.distinct or query.is_sliced)
+    if not plain or not stored_as_given(field) or len(keys) > MAX_COMPILED_KEYS:
+        return list(base.filter(InValues(F(key), keys)).values(*fields))
+    alias = router.db_for_read(model)
+    bucket = 1 << (len(keys) - 1).bit_length()
+    shape = (model, alias, key, tuple(fields), tuple(order_by) if order_by is not None else None, bucket)
+    compiled = _compiled.get(shape)
+    if compiled is None:
+        compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket))
+    params = list(compiled.params)
+    padded = keys + [keys[-1]] * (bucket - len(keys))
+    for position, value in zip(compiled.positions, padded, strict=True):
+        params[position] = value
+    connection = connections[alias]
+    compiler = compiled.query.get_compiler(connection=connection)
+    converters = compiler.get_converters(compiled.select)
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        rows = cursor.fetchall()
+    if converters:
+        rows = compiler.apply_converters(rows, converters)
+    names = compiled.names
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _compile(base: models.QuerySet, alias: str, key: str, fields: Sequence[str], bucket: int) -> _Compiled:
+    # Distinct stand-ins for the keys (`IN` drops repeated values), found again among the parameters.
+    marks = [f"\x00key {n}" for n in range(bucket)]
+    queryset = base.filter(InValues(F(key), marks)).values(*fields)
+    compiler = queryset.query.get_compiler(using=alias)
+    sql, params = compiler.as_sql()
+    at = {id(mark): n for n, mark in enumerate(marks)}
+    found = {at[id(value)]: position for position, value in enumerate(params) if id(value) in at}
+    if sorted(found) != list(range(bucket)):
+        raise RuntimeError(f"values_in: the keys of {base.model.__name__}.{key} are not plain parameters")
+    query = queryset.query
+    return _Compiled(
+        sql=sql,
+        params=tuple(params),
+        positions=tuple(found[n] for n in range(bucket)),
+        names=(*query.extra_select, *query.values_select, *query.annotation_select),
+        query=query,
+        select=tuple(column for column, _, _ in compiler.select),
+    )

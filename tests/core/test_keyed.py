@@ -1,0 +1,74 @@
+"""`values_in` answers what `filter(key__in=…).values(…)` answers, compiling each shape once."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from core.actors import Actor, Via
+from core.db import keyed
+from core.db.keyed import values_in
+from images.models import Image, ImageTransition
+from images.services import images_approve, images_reset
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = ["image_id", "id", "from_status", "to_status", "created_at", "details"]
+
+
+@pytest.fixture
+def images(make_image, reviewer):
+    made = [make_image(quality={"valid": False, "errors": [f"e{n}"]}) for n in range(6)]
+    actor = Actor(reviewer, Via.API)
+    images_approve(image_ids=[image.id for image in made], actor=actor)
+    images_reset(image_ids=[image.id for image in made[:3]], actor=actor)
+    return made
+
+
+def _orm(ids, order_by=None):
+    queryset = ImageTransition.objects.filter(image_id__in=ids)
+    if order_by is not None:
+        queryset = queryset.order_by(*order_by)
+    return list(queryset.values(*FIELDS))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 6])
+def test_the_rows_and_their_order_are_the_orms(images, count):
+    ids = [image.id for image in images[:count]]
+    assert values_in(ImageTransition, key="image_id", keys=ids, fields=FIELDS) == _orm(ids)
+    newest_first = ("-created_at", "-id")
+    assert values_in(ImageTransition, key="image_id", keys=ids, fields=FIELDS, order_by=newest_first) == \
+        _orm(ids, newest_first)
+
+
+def test_values_are_converted_as_values_converts_them(images):
+    (row,) = values_in(Image, key="id", keys=[images[0].id], fields=["id", "quality", "created_at"])
+    assert row["quality"] == {"valid": False, "errors": ["e0"]}
+    assert isinstance(row["created_at"], datetime.datetime) and row["created_at"].utcoffset() == datetime.timedelta(0)
+
+
+def test_repeated_and_unknown_keys_select_each_row_once(images):
+    ids = [images[0].id, images[0].id, "img_missing", images[1].id]
+    assert values_in(ImageTransition, key="image_id", keys=ids, fields=FIELDS) == _orm(ids)
+    assert values_in(ImageTransition, key="image_id", keys=[], fields=FIELDS) == []
+
+
+def test_a_shape_is_compiled_once_and_each_call_reads_its_own_keys(images, monkeypatch):
+    compiled = []
+    original = keyed._compile
+    monkeypatch.setattr(keyed, "_compiled", {})
+    monkeypatch.setattr(keyed, "_compile", lambda *args: compiled.append(args) or original(*args))
+    for image in images:
+        rows = values_in(ImageTransition, key="image_id", keys=[image.id], fields=FIELDS)
+        assert rows == _orm([image.id]) and {row["image_id"] for row in rows} == {image.id}
+    assert len(compiled) == 1
+    values_in(ImageTransition, key="image_id", keys=[images[0].id, images[1].id], fields=FIELDS)
+    assert len(compiled) == 2  # another size bucket
+
+
+def test_a_key_column_that_needs_preparing_runs_through_the_orm(images, monkeypatch):
+    monkeypatch.setattr(keyed, "_compile", lambda *args: pytest.fail("compiled a non-plain key"))
+    stamps = list(ImageTransition.objects.values_list("created_at", flat=True).distinct()[:2])
+    rows = values_in(ImageTransition, key="created_at", keys=stamps, fields=FIELDS)
+    assert rows == list(ImageTransition.objects.filter(created_at__in=stamps).values(*FIELDS)) and rows
