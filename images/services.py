@@ -18,6 +18,7 @@ from django.utils import timezone
 from core import metrics
 from core.actors import Actor
 from core.batch import BatchNotAppliedError, BatchResult, Outcome, batch_event_data, unique_ids
+from core.db.keyed import values_in
 from core.errors import InvalidStateError, NotFoundError
 from core.lifecycle import CREATED, Lifecycle, Move
 from images import relations
@@ -104,7 +105,8 @@ def images_transition(
     """
     ids = unique_ids(image_ids)
     with transaction.atomic():
-        found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
+        rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)
+        found = {row["id"]: row["status"] for row in rows}
         result, movable = _partition(ids, found, to_status)
         if atomic and not result.complete:
             raise BatchNotAppliedError(result)
@@ -203,7 +205,8 @@ def images_delete(
     ids = unique_ids(image_ids)
     allowed = DELETABLE_WITH_FORCE if force else DELETABLE
     with transaction.atomic():
-        found = dict(Image.objects.select_for_update().filter(id__in=ids).values_list("id", "status"))
+        rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)
+        found = {row["id"]: row["status"] for row in rows}
         result, movable = _partition(ids, found, DELETED, allowed=allowed)
         for entry in result.skipped:
             if not force and found[entry["image_id"]] in DELETABLE_WITH_FORCE:

@@ -22,6 +22,7 @@ from typing import Any
 from django.db import connections, models, router
 from django.db.models import F
 from django.db.models.sql import Query
+from django.db.transaction import TransactionManagementError
 
 from core.db.lookups import InValues, stored_as_given
 
@@ -49,15 +50,19 @@ def values_in(
     keys: Collection[Any],
     fields: Sequence[str],
     order_by: Sequence[str] | None = None,
+    for_update: bool = False,
 ) -> list[dict[str, Any]]:
     """The `.values(*fields)` rows of `model`'s default manager whose `key` is one of `keys`, in `order_by`
-    (default: the model's ordering). Keys must be values of the key column's type."""
+    (default: the model's ordering), locked with `for_update` (`select_for_update()`, inside the caller's
+    transaction). Keys must be values of the key column's type."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         return []
     base = model._default_manager.all()
     if order_by is not None:
         base = base.order_by(*order_by)
+    if for_update:
+        base = base.select_for_update()
     field = model._meta.get_field(key)
     query = base.query
     plain = not (query.where or query.annotations or query.extra or query.distinct or query.is_sliced)
@@ -65,7 +70,8 @@ def values_in(
         return list(base.filter(InValues(F(key), keys)).values(*fields))
     alias = router.db_for_read(model)
     bucket = 1 << (len(keys) - 1).bit_length()
-    shape = (model, alias, key, tuple(fields), tuple(order_by) if order_by is not None else None, bucket)
+    shape = (model, alias, key, tuple(fields), tuple(order_by) if order_by is not None else None, for_update,
+             bucket)
     compiled = _compiled.get(shape)
     if compiled is None:
         compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket))
@@ -74,6 +80,8 @@ def values_in(
     for position, value in zip(compiled.positions, padded, strict=True):
         params[position] = value
     connection = connections[alias]
+    if for_update and connection.features.has_select_for_update and connection.get_autocommit():
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
     compiler = compiled.query.get_compiler(connection=connection)
     converters = compiler.get_converters(compiled.select)
     with connection.cursor() as cursor:

@@ -72,3 +72,28 @@ def test_a_key_column_that_needs_preparing_runs_through_the_orm(images, monkeypa
     stamps = list(ImageTransition.objects.values_list("created_at", flat=True).distinct()[:2])
     rows = values_in(ImageTransition, key="created_at", keys=stamps, fields=FIELDS)
     assert rows == list(ImageTransition.objects.filter(created_at__in=stamps).values(*FIELDS)) and rows
+
+
+def test_rows_read_for_update_are_locked_inside_a_transaction_only(images):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [images[0].id, images[1].id]
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        rows = values_in(Image, key="id", keys=ids, fields=["id", "status"], for_update=True)
+    assert sorted(row["id"] for row in rows) == sorted(ids)
+    if connection.features.has_select_for_update:
+        assert captured.captured_queries[-1]["sql"].endswith("FOR UPDATE")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_for_update_outside_a_transaction_is_refused_where_it_would_lock(make_image):
+    from django.db import connection
+    from django.db.transaction import TransactionManagementError
+
+    image = make_image()
+    if not connection.features.has_select_for_update:
+        assert values_in(Image, key="id", keys=[image.id], fields=["id"], for_update=True) == [{"id": image.id}]
+        return
+    with pytest.raises(TransactionManagementError):
+        values_in(Image, key="id", keys=[image.id], fields=["id"], for_update=True)
