@@ -4,13 +4,16 @@ Django 5.2 assumes SQLite's pre-3.32 default of 999 host parameters (`max_query_
 `bulk_create` splits a 500-row history or outbox insert into several INSERTs and a batch action's
 query count grows with its size. SQLite ≥ 3.32 is compiled with 32766 by default (Debian: 250000);
 Django 6 reads the limit from the connection. This backend does the same on 5.2 so a batch of up to
-500 images stays one statement per table. Use it as ENGINE "core.db.sqlite3".
+500 images stays one statement per table. It also converts datetime columns with the time-zone
+setting read once per query rather than once per value. Use it as ENGINE "core.db.sqlite3".
 """
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 
+from django.conf import settings
 from django.db.backends.sqlite3 import base, features, operations
 from django.utils.functional import cached_property
 
@@ -30,6 +33,35 @@ class DatabaseFeatures(features.DatabaseFeatures):
 
 
 class DatabaseOperations(operations.DatabaseOperations):
+    def get_db_converters(self, expression):
+        """Django's converters, with a datetime column's made once per query instead of deciding per value."""
+        converters = super().get_db_converters(expression)
+        if self.convert_datetimefield_value in converters:
+            fast = self._datetime_converter()
+            converters = [fast if c == self.convert_datetimefield_value else c for c in converters]
+        return converters
+
+    def _datetime_converter(self):
+        # Django's `convert_datetimefield_value` reads settings.USE_TZ (a lazy-settings look-up) and checks
+        # awareness twice for every value; a page of images has hundreds. Text that `fromisoformat` reads
+        # (what Django writes) is converted here with the setting read once; anything else goes to Django's.
+        slow = super().convert_datetimefield_value
+        zone = self.connection.timezone if settings.USE_TZ else None
+        parse = datetime.datetime.fromisoformat
+
+        def convert(value, expression, connection):
+            if value.__class__ is not str:
+                return slow(value, expression, connection)
+            try:
+                parsed = parse(value)
+            except ValueError:
+                return slow(value, expression, connection)
+            if zone is not None and parsed.tzinfo is None:
+                return parsed.replace(tzinfo=zone)
+            return parsed
+
+        return convert
+
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False) -> list[str]:
         """Django's flush (DELETE FROM each table), with the append-only delete triggers lifted for it.
 
