@@ -71,8 +71,11 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
+            duration_ms = (time.perf_counter() - started) * 1000
             response["X-Request-ID"] = request_id
-            self._log(request, response, (time.perf_counter() - started) * 1000, _loggable_body(request))
+            # The server's own time for the request (W3C Server-Timing), as the log line reports it.
+            response["Server-Timing"] = f"app;dur={duration_ms:.2f}"
+            self._log(request, response, duration_ms, _loggable_body(request))
             return response
         finally:
             unbind_request_id(token)

@@ -133,3 +133,10 @@ def test_redact_leaves_other_values_alone():
         {"a": 1, "b": [None, {"client_secret": "[REDACTED]"}]},
         "password",
     ]
+
+
+@pytest.mark.django_db
+def test_every_response_says_how_long_the_server_took_for_it():
+    for response in (APIClient().get("/api/health"), APIClient().get("/api/v1/images")):
+        timing = response.headers["Server-Timing"]
+        assert re.fullmatch(r"app;dur=\d+\.\d\d", timing), timing
