@@ -7,8 +7,18 @@ benchmarks their own temporary DATA_DIR and a freshly migrated SQLite database (
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Figure(str):
@@ -46,3 +56,39 @@ def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gateway(env: dict[str, str]) -> Iterator[str]:
+    """`make run` (`runner dev`: one web worker and a task worker) on a free loopback port with `env` as its
+    whole environment, once `/api/health` answers; its base URL. Stopped with SIGTERM afterwards."""
+    port = free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": env.get("LOG_LEVEL", "WARNING")}
+    process = subprocess.Popen([sys.executable, "-m", "pod_gateway.runner", "dev"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -22,10 +22,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 
@@ -35,10 +32,9 @@ from django.test import Client
 from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 
-from benchmarks import Figure, figure
+from benchmarks import Figure, figure, gateway
 from benchmarks.bench_api import rates
 from benchmarks.bench_scale import seed
-from benchmarks.bench_serving import ROOT, _free_port
 
 IMAGES = 5_000
 APPROVALS = 150
@@ -104,33 +100,20 @@ def _list_vs_health_in_process(client: Client) -> Figure:
                        limit=None)
 
 
-def _serve() -> tuple[subprocess.Popen, int]:
-    """`runner dev` on this run's database (DATA_DIR's SQLite file, or DATABASE_URL/REDIS_URL)."""
-    port = _free_port()
+def _env() -> dict[str, str]:
+    """This run's database (DATA_DIR's SQLite file, or DATABASE_URL/REDIS_URL), limits out of the way."""
     env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"}}
-    env.update(DATA_DIR=str(settings.DATA_DIR), PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="WARNING",
-               POD_ADMIN_PASSWORD="bench-password-1", RATE_LIMIT_READ="1000000000/h",
-               RATE_LIMIT_APPROVAL="1000000000/h")
-    process = subprocess.Popen([sys.executable, "-m", "pod_gateway.runner", "dev"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", HEALTH_URL)
-            if connection.getresponse().status == 200:
-                return process, port
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the gateway did not start")
+    env.update(DATA_DIR=str(settings.DATA_DIR), POD_ADMIN_PASSWORD="bench-password-1",
+               RATE_LIMIT_READ="1000000000/h", RATE_LIMIT_APPROVAL="1000000000/h")
+    return env
 
 
 class _Served:
     """One kept-alive connection to the served gateway, with a token."""
 
-    def __init__(self, port: int, token: str) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    def __init__(self, base_url: str, token: str) -> None:
+        host, _, port = base_url.removeprefix("http://").partition(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=30)
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def request(self, method: str, url: str, body: bytes | None = None) -> http.client.HTTPResponse:
@@ -173,16 +156,9 @@ def _list_vs_health_served(served: _Served) -> Figure:
 
 
 def _measure_served(token: str, image_ids: list[str]) -> list[Figure]:
-    process, port = _serve()
-    try:
-        served = _Served(port, token)
+    with gateway(_env()) as base_url:
+        served = _Served(base_url, token)
         return [_approvals_served(served, image_ids), _list_vs_health_served(served)]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def run() -> list[str]:

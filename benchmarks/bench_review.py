@@ -15,21 +15,14 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import requests
 from django.contrib.auth.models import Group, User
 from PIL import Image as PILImage
 
-from benchmarks import figure
+from benchmarks import figure, gateway
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -40,7 +33,6 @@ KEYSTROKE_LIMIT = 110
 MEDIAN_LIMIT_MS = 100.0
 USERNAME = "bench-reviewer"
 PASSWORD = "bench-reviewer-password"
-ROOT = Path(__file__).resolve().parent.parent
 
 # Records, inside the page, when each deciding key went down and when each tile settled with its answer.
 PROBE = """
@@ -153,38 +145,11 @@ def _changelist(page, url: str, ids: list[str]) -> tuple[int, float]:
     return interactions, time.perf_counter() - started
 
 
-@contextmanager
-def _gateway() -> Iterator[str]:
-    """`make run` on a free loopback port, sharing this process's data directory and database; its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def _gateway():
+    """`make run` sharing this process's data directory and database; its URL."""
     # One reviewer's decisions in a minute are far over the default hourly approval limit.
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "POD_ADMIN_PASSWORD": "bench-admin-password",
-           "RATE_LIMIT_APPROVAL": "100000/h", "RATE_LIMIT_READ": "100000/h", "RATE_LIMIT_ADMIN_LOGIN": "1000/5m",
-           "LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "pod_gateway.runner", "dev"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return gateway({**os.environ, "POD_ADMIN_PASSWORD": "bench-admin-password", "RATE_LIMIT_APPROVAL": "100000/h",
+                    "RATE_LIMIT_READ": "100000/h", "RATE_LIMIT_ADMIN_LOGIN": "1000/5m"})
 
 
 def run() -> list[str]:

@@ -9,17 +9,14 @@ The deadlines are raised for the run so that the stalled sockets stay open while
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from benchmarks import figure
+from benchmarks import figure, gateway
 
 STALLED = 50
 REQUESTS = 200
@@ -28,28 +25,12 @@ P99_RATIO_LIMIT = 2.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(data_dir: str, port: int) -> subprocess.Popen:
+def _env(data_dir: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if key not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"}}
-    env.update(DATA_DIR=data_dir, PORT=str(port), HOST="127.0.0.1", POD_ADMIN_PASSWORD="bench-password-1",
-               SERVER_HEADER_TIMEOUT_SECONDS="600", SERVER_BODY_TIMEOUT_SECONDS="600", LOG_LEVEL="WARNING")
-    process = subprocess.Popen([sys.executable, "-m", "pod_gateway.runner", "dev"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                return process
-        except requests.RequestException:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the gateway did not start")
+    env.update(DATA_DIR=data_dir, POD_ADMIN_PASSWORD="bench-password-1",
+               SERVER_HEADER_TIMEOUT_SECONDS="600", SERVER_BODY_TIMEOUT_SECONDS="600")
+    return env
 
 
 def _stall(port: int) -> list[socket.socket]:
@@ -77,28 +58,20 @@ def _p99(url: str) -> float:
 
 
 def run() -> list[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api/health"
-    with tempfile.TemporaryDirectory(prefix="pod-bench-serving-") as data_dir:
-        process = _start(data_dir, port)
-        try:
-            _p99(url)  # warm-up
-            alone, stalled = [], []
-            for _ in range(ROUNDS):
-                alone.append(_p99(url))
-                sockets = _stall(port)
-                try:
-                    time.sleep(0.3)
-                    stalled.append(_p99(url))
-                finally:
-                    for sock in sockets:
-                        sock.close()
-        finally:
-            process.send_signal(signal.SIGTERM)
+    with tempfile.TemporaryDirectory(prefix="pod-bench-serving-") as data_dir, gateway(_env(data_dir)) as base:
+        url = f"{base}/api/health"
+        port = int(base.rsplit(":", 1)[1])
+        _p99(url)  # warm-up
+        alone, stalled = [], []
+        for _ in range(ROUNDS):
+            alone.append(_p99(url))
+            sockets = _stall(port)
             try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                time.sleep(0.3)
+                stalled.append(_p99(url))
+            finally:
+                for sock in sockets:
+                    sock.close()
     best_alone, best_stalled = min(alone), min(stalled)
     return [figure(
         f"/api/health p99 with {STALLED} stalled sockets open vs none (make run, one web worker)",

@@ -51,16 +51,20 @@ async def start(handler, path: str) -> ApplicationCommunicator:
     return communicator
 
 
-async def whole(communicator: ApplicationCommunicator) -> tuple[int, bytes]:
-    start_message = await communicator.receive_output(10)
-    body = b""
+async def rest_of_body(communicator: ApplicationCommunicator, body: bytes = b"") -> bytes:
+    """The body messages up to the last, appended to `body`; then the application's end."""
     while True:
         message = await communicator.receive_output(10)
         body += message.get("body", b"")
         if not message.get("more_body", False):
             break
     await communicator.wait(10)
-    return start_message["status"], body
+    return body
+
+
+async def whole(communicator: ApplicationCommunicator) -> tuple[int, bytes]:
+    start_message = await communicator.receive_output(10)
+    return start_message["status"], await rest_of_body(communicator)
 
 
 def test_a_request_runs_on_one_pool_thread_that_the_next_request_reuses(handler):
@@ -83,14 +87,7 @@ def test_a_synchronous_stream_is_read_while_it_is_sent_not_whole_first(handler):
         assert (await communicator.receive_output(10))["status"] == 200
         first = await communicator.receive_output(10)
         produced_at_first_chunk = len(handler_urls.produced)
-        body = first["body"]
-        while True:
-            message = await communicator.receive_output(10)
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        await communicator.wait(10)
-        return produced_at_first_chunk, body
+        return produced_at_first_chunk, await rest_of_body(communicator, first["body"])
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Django's handler warns that it reads a synchronous stream whole
