@@ -255,6 +255,10 @@ CACHES["ratelimit"] = (
     else {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": DATA_DIR / "cache" / "ratelimit",
+        # Past MAX_ENTRIES files the file cache deletes a random third of them, counters still counting
+        # included: at Django's default of 300, a spray of logins from a few hundred addresses would reset
+        # the others' counts. Each counter is a small file that expires with its window.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
     }
 )
 RATELIMIT_USE_CACHE = "ratelimit"
