@@ -39,7 +39,11 @@ class InValues(In):
         return isinstance(field, models.Field) and stored_as_given(field)
 
     def batch_process_rhs(self, compiler, connection, rhs=None):
-        if self.rhs_is_direct_value() and self._plain():
+        if self.rhs_is_direct_value():
             values = list(self.rhs if rhs is None else rhs)
-            return ["%s"] * len(values), values
+            if self._plain():
+                return ["%s"] * len(values), values
+            # What `__in` on the field would have prepared when it was made (see the class docstring).
+            field = self.lhs.output_field
+            rhs = [field.get_prep_value(value) for value in values]
         return super().batch_process_rhs(compiler, connection, rhs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.db.models import F
@@ -49,3 +49,12 @@ def test_other_column_types_are_prepared_as_in_prepares_them(history):
 
 def test_no_values_select_nothing(history):
     assert not ImageTransition.objects.filter(InValues(F("image_id"), [])).exists()
+
+
+def test_values_of_another_type_are_prepared_for_prepared_columns(history):
+    # As `__in` prepares them: a date for a datetime column, "t" for a boolean.
+    from images.models import Image
+
+    assert not ImageTransition.objects.filter(InValues(F("created_at"), [date(2000, 1, 1)])).exists()
+    assert Image.objects.filter(InValues(F("quality_valid"), ["t"])).count() == \
+        Image.objects.filter(quality_valid__in=["t"]).count() == len(history)
