@@ -10,6 +10,7 @@ API's error shape and never reaches Django. The data directory is made ready her
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import os
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import close_old_connections
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
@@ -95,13 +97,19 @@ class GatewayHandler(ASGIHandler):
     the view, and response.close()), and every crossing wakes the other side; on this gateway, whose
     middleware and views are all synchronous, that cost more than `/api/health` itself. Here the body is
     read on the loop as Django does, then one thread of a fixed pool (WEB_THREADS) runs request_started,
-    the middleware and the view as under WSGI and, for a response that is not streamed, its close();
-    the loop sends the response (a file chunk by chunk, each read in the pool: Django's handler would read
-    a synchronous stream whole into memory first). The pool's threads live as long as the process, so their database
-    connections persist between requests (CONN_MAX_AGE) as they do under a threaded WSGI server.
+    the middleware and the view as under WSGI and, for a response that is not streamed, its close()
+    (request_finished); the loop sends the response. The pool's threads live as long as the process, so
+    their database connections persist between requests (CONN_MAX_AGE) as under a threaded WSGI server.
 
-    A client that disconnects while its request runs is not waited for: the view finishes (a
-    synchronous view cannot be cancelled, under Django's handler neither) and gunicorn drops the answer.
+    A streamed response (a file) is sent chunk by chunk, each chunk read in the pool with the request's
+    context and its close() run the same way once it is sent, or once the client has gone: Django's
+    handler would read a synchronous stream whole into memory first. The view's thread hands its database
+    connection back before the stream is read, so a slow download holds a socket, not a connection; the
+    stream's own reads should therefore not hold thread-bound state (a cursor, a transaction).
+
+    A client that disconnects is noticed as under Django's handler and nothing more is sent; the view
+    itself runs to its end (a synchronous view cannot be stopped, under Django's handler neither) and its
+    response is closed.
     """
 
     def __init__(self) -> None:
@@ -115,9 +123,8 @@ class GatewayHandler(ASGIHandler):
             self._pool = ThreadPoolExecutor(max_workers=settings.WEB_THREADS, thread_name_prefix="pod-web")
         return self._pool
 
-    async def _in_thread(self, function, *args):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads(), contextvars.copy_context().run, function, *args)
+    def _submit(self, context: contextvars.Context, function, *args) -> concurrent.futures.Future:
+        return self._threads().submit(context.run, function, *args)
 
     async def handle(self, scope, receive, send) -> None:
         try:
@@ -125,18 +132,29 @@ class GatewayHandler(ASGIHandler):
         except RequestAborted:
             return
         try:
-            response = await self._in_thread(self._respond, scope, body_file)
+            work = self._submit(contextvars.copy_context(), self._respond, scope, body_file)
             try:
-                await self.send_response(response, send)
+                response, context = await asyncio.shield(asyncio.wrap_future(work))
+            except asyncio.CancelledError:
+                # The server gave up on the request (its client went); the view still ends in its thread.
+                work.add_done_callback(self._close_when_done)
+                raise
+            stream = response.streaming_content if response.streaming and not response.is_async else None
+            pending: list[concurrent.futures.Future] = []
+            if stream is not None:
+                response.streaming_content = self._pulled(stream, context, pending)
+            try:
+                await self._send_unless_gone(response, receive, send)
             finally:
                 if response.streaming:
-                    await self._in_thread(response.close)
+                    await self._closed(response, context, pending)
         finally:
             body_file.close()
 
     def _respond(self, scope, body_file):
         """request_started, the request, the middleware and the view; a response that is not streamed
-        is closed here too (request_finished), its content being complete."""
+        is closed here too (request_finished), its content being complete. Returns the response and the
+        request's context, in which a stream is read and closed."""
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
@@ -146,15 +164,49 @@ class GatewayHandler(ASGIHandler):
             if isinstance(response, FileResponse):
                 response.block_size = self.chunk_size  # as Django's handler: the server chunks it
         if not response.streaming:
-            response.close()
-        elif not response.is_async:
-            response.streaming_content = self._pulled(response.streaming_content)
-        return response
+            try:
+                response.close()
+            except Exception:
+                # The answer is complete: a failing request_finished receiver is logged, not sent instead.
+                logger.exception("Closing the response of %s %s failed", scope["method"], scope["path"][:200])
+        else:
+            close_old_connections()  # the stream is read on other threads, after this one has moved on
+        return response, contextvars.copy_context()
 
-    async def _pulled(self, chunks):
+    async def _send_unless_gone(self, response, receive, send) -> None:
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sending, listening):
+                task.cancel()
+            results = await asyncio.gather(sending, listening, return_exceptions=True)
+        if isinstance(results[0], Exception):
+            raise results[0]
+
+    async def _pulled(self, chunks, context: contextvars.Context, pending: list[concurrent.futures.Future]):
         chunks = iter(chunks)
-        while (chunk := await self._in_thread(next, chunks, None)) is not None:
+        while True:
+            pending[:] = [self._submit(context, next, chunks, None)]
+            chunk = await asyncio.wrap_future(pending[0])
+            if chunk is None:
+                return
             yield chunk
+
+    async def _closed(self, response, context: contextvars.Context, pending: list[concurrent.futures.Future]) -> None:
+        # A chunk still being read (the send was cancelled meanwhile) is waited for: the stream is closed
+        # after it, never while its iterator runs.
+        for future in pending:
+            await asyncio.gather(asyncio.wrap_future(future), return_exceptions=True)
+        await asyncio.wrap_future(self._submit(context, response.close))
+
+    def _close_when_done(self, work: concurrent.futures.Future) -> None:
+        if work.cancelled() or work.exception() is not None:
+            return
+        response, context = work.result()
+        if response.streaming:
+            self._submit(context, response.close)
 
 
 django.setup(set_prefix=False)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 
 from django.core.signals import request_finished, request_started
-from django.http import JsonResponse, StreamingHttpResponse
-from django.urls import path
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.urls import get_script_prefix, path
 
 # What the signals and views saw, in order: (what, thread name).
 seen: list[tuple[str, str]] = []
-# Chunks the streamed view has produced so far.
-produced: list[int] = []
+# Chunks the streamed view has produced so far, with the thread and script prefix each was read with.
+produced: list[tuple[int, str, str]] = []
 CHUNKS = 8
 CHUNK = b"x" * 100_000
 
@@ -32,12 +32,20 @@ def thread_view(request):
 def stream_view(request):
     def chunks():
         for n in range(CHUNKS):
-            produced.append(n)
+            produced.append((n, threading.current_thread().name, get_script_prefix()))
             yield CHUNK
 
     return StreamingHttpResponse(chunks(), content_type="application/octet-stream")
 
 
-urlpatterns = [path("thread", thread_view), path("stream", stream_view)]
+def failing_finish(**kwargs) -> None:
+    raise RuntimeError("a request_finished receiver failed")
+
+
+def plain_view(request):
+    return HttpResponse(b"hello")
+
+
+urlpatterns = [path("thread", thread_view), path("stream", stream_view), path("plain", plain_view)]
 
 __all__ = ["on_finished", "on_started", "request_finished", "request_started"]

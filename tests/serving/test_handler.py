@@ -37,16 +37,17 @@ def handler(settings):
     handler_urls.request_finished.disconnect(handler_urls.on_finished)
 
 
-def scope(path: str) -> dict:
+def scope(path: str, root_path: str = "") -> dict:
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "path": root_path + path, "raw_path": (root_path + path).encode(), "query_string": b"",
+        "root_path": root_path,
         "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
     }
 
 
-async def start(handler, path: str) -> ApplicationCommunicator:
-    communicator = ApplicationCommunicator(handler, scope(path))
+async def start(handler, path: str, root_path: str = "") -> ApplicationCommunicator:
+    communicator = ApplicationCommunicator(handler, scope(path, root_path))
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     return communicator
 
@@ -95,3 +96,40 @@ def test_a_synchronous_stream_is_read_while_it_is_sent_not_whole_first(handler):
     assert body == handler_urls.CHUNK * handler_urls.CHUNKS
     assert produced_at_first_chunk < handler_urls.CHUNKS
     assert handler_urls.seen[-1][0] == "finished"  # closed once sent
+
+
+def test_a_stream_is_read_and_closed_in_the_requests_context_after_its_last_chunk(handler):
+    async def stream():
+        return await whole(await start(handler, "/stream", root_path="/gateway"))
+
+    status, body = asyncio.run(stream())
+    assert (status, len(body)) == (200, len(handler_urls.CHUNK) * handler_urls.CHUNKS)
+    # The script prefix the request set is the one every chunk is read with (a copy of its context).
+    assert {prefix for _, _, prefix in handler_urls.produced} == {"/gateway/"}
+    assert [kind for kind, _ in handler_urls.seen] == ["started", "finished"]
+
+
+def test_a_client_that_goes_stops_the_stream_which_is_still_closed(handler):
+    async def leave_after_first_chunk():
+        communicator = await start(handler, "/stream")
+        assert (await communicator.receive_output(10))["status"] == 200
+        await communicator.receive_output(10)
+        await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(10)
+
+    asyncio.run(leave_after_first_chunk())
+    assert len(handler_urls.produced) < handler_urls.CHUNKS
+    assert handler_urls.seen[-1][0] == "finished"
+
+
+def test_a_failing_request_finished_receiver_does_not_cost_the_client_its_answer(handler):
+    handler_urls.request_finished.connect(handler_urls.failing_finish)
+    try:
+        status, body = asyncio.run(_whole_plain(handler))
+    finally:
+        handler_urls.request_finished.disconnect(handler_urls.failing_finish)
+    assert (status, body) == (200, b"hello")
+
+
+async def _whole_plain(handler) -> tuple[int, bytes]:
+    return await whole(await start(handler, "/plain"))
