@@ -68,7 +68,8 @@ def values_in(
     plain = not (query.where or query.annotations or query.extra or query.distinct or query.is_sliced)
     if not plain or not stored_as_given(field) or len(keys) > MAX_COMPILED_KEYS:
         return list(base.filter(InValues(F(key), keys)).values(*fields))
-    alias = router.db_for_read(model)
+    # A locking read goes where writes go, as select_for_update() sends it.
+    alias = router.db_for_write(model) if for_update else router.db_for_read(model)
     bucket = 1 << (len(keys) - 1).bit_length()
     shape = (model, alias, key, tuple(fields), tuple(order_by) if order_by is not None else None, for_update,
              bucket)
