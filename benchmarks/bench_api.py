@@ -113,7 +113,7 @@ def raw_approve(ids: list[str], user_id: int, username: str) -> None:
 
     now = timezone.now()
     marks = ", ".join(["%s"] * len(ids))
-    history_rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(ids))
+    history_rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, '{}', %s)"] * len(ids))
     event_rows = ", ".join(["(%s, %s, %s, %s)"] * len(ids))
     history_params = [v for i in ids for v in (i, "pending", "approved", user_id, username, "api", "", now)]
     event_params = [
@@ -134,7 +134,8 @@ def raw_approve(ids: list[str], user_id: int, username: str) -> None:
         )
         cursor.execute(
             f"INSERT INTO {ImageTransition._meta.db_table} "
-            f"(image_id, from_status, to_status, actor_id, actor_label, via, note, created_at) VALUES {history_rows}",
+            f"(image_id, from_status, to_status, actor_id, actor_label, via, note, details, created_at) "
+            f"VALUES {history_rows}",
             history_params,
         )
         cursor.execute(

@@ -171,6 +171,7 @@ def _run(url: str) -> list[str]:
     from images.models import ImageTransition
 
     _reviewer()
+    _clear()  # the queue holds this benchmark's images only (others may have left theirs)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
