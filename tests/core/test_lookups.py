@@ -9,7 +9,7 @@ from django.db.models import F
 
 from core.actors import Actor, Via
 from core.db.lookups import InValues
-from images.models import ImageTransition
+from images.models import Image, ImageTransition
 from images.services import images_approve
 
 pytestmark = pytest.mark.django_db
@@ -53,8 +53,6 @@ def test_no_values_select_nothing(history):
 
 def test_values_of_another_type_are_prepared_for_prepared_columns(history):
     # As `__in` prepares them: a date for a datetime column, "t" for a boolean.
-    from images.models import Image
-
     with pytest.warns(RuntimeWarning, match="naive datetime"):  # as `created_at__in=[a date]` warns
         assert not ImageTransition.objects.filter(InValues(F("created_at"), [date(2000, 1, 1)])).exists()
     assert Image.objects.filter(InValues(F("quality_valid"), ["t"])).count() == \
