@@ -32,7 +32,10 @@ def handler(settings):
     handler_urls.produced.clear()
     handler_urls.request_started.connect(handler_urls.on_started)
     handler_urls.request_finished.connect(handler_urls.on_finished)
-    yield GatewayHandler()
+    handler = GatewayHandler()
+    yield handler
+    if handler._pool is not None:
+        handler._pool.shutdown()
     handler_urls.request_started.disconnect(handler_urls.on_started)
     handler_urls.request_finished.disconnect(handler_urls.on_finished)
 
