@@ -10,6 +10,8 @@ from django.db.backends.sqlite3.base import DatabaseWrapper as DjangoSQLite
 from django.db.models import DateTimeField
 from django.db.models.expressions import Value
 
+from images.models import Image
+
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite backend's own converters")
 DjangoOperations = DjangoSQLite.ops_class
 
@@ -49,3 +51,16 @@ def test_the_per_value_setting_look_up_is_replaced(settings):
     assert connection.ops.convert_datetimefield_value not in connection.ops.get_db_converters(expression)
     settings.USE_TZ = False  # read when the converters are made: a changed setting applies to the next query
     assert _convert(connection.ops, "2026-01-02 03:04:05").tzinfo is None
+
+
+@pytest.mark.django_db
+def test_a_datetime_column_read_back_is_converted_without_djangos_per_value_converter(monkeypatch, make_image):
+    # The sqlite3 module hands a `datetime` column over already parsed; that case takes the fast path too.
+    image = make_image()
+    calls = []
+    slow = DjangoOperations.convert_datetimefield_value
+    monkeypatch.setattr(DjangoOperations, "convert_datetimefield_value",
+                        lambda self, *args: calls.append(args) or slow(self, *args))
+    read = Image.objects.filter(id=image.id).values_list("created_at", flat=True).get()
+    assert read == Image.objects.get(id=image.id).created_at and read.tzinfo is not None
+    assert calls == []

@@ -43,18 +43,23 @@ class DatabaseOperations(operations.DatabaseOperations):
 
     def _datetime_converter(self):
         # Django's `convert_datetimefield_value` reads settings.USE_TZ (a lazy-settings look-up) and checks
-        # awareness twice for every value; a page of images has hundreds. Text that `fromisoformat` reads
-        # (what Django writes) is converted here with the setting read once; anything else goes to Django's.
+        # awareness twice for every value; a page of images has hundreds. A column declared `datetime` comes
+        # out of the sqlite3 module already parsed (Django registers its converter for the type), other
+        # expressions as text: both are handled here with the setting read once. Text that `fromisoformat`
+        # does not read, and anything else, goes to Django's.
         slow = super().convert_datetimefield_value
         zone = self.connection.timezone if settings.USE_TZ else None
-        parse = datetime.datetime.fromisoformat
+        parse, parsed_class = datetime.datetime.fromisoformat, datetime.datetime
 
         def convert(value, expression, connection):
-            if value.__class__ is not str:
-                return slow(value, expression, connection)
-            try:
-                parsed = parse(value)
-            except ValueError:
+            if value.__class__ is parsed_class:
+                parsed = value
+            elif value.__class__ is str:
+                try:
+                    parsed = parse(value)
+                except ValueError:
+                    return slow(value, expression, connection)
+            else:
                 return slow(value, expression, connection)
             if zone is not None and parsed.tzinfo is None:
                 return parsed.replace(tzinfo=zone)
