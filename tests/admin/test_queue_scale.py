@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse_lazy
 from django.utils import timezone
@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.db.bulk import insert_rows
 from images.admin import QueuePaginator
 from images.models import Image, ImageStatus
+from tests.plans import plan
 
 pytestmark = pytest.mark.django_db
 
@@ -118,17 +119,6 @@ def test_pages_stop_at_the_last_one_offered_and_the_count_says_more(client, staf
     searched = client.get(str(QUEUE) + "?q=lighthouse")
     assert searched.context["cl"].paginator.num_pages == 2
     assert "more than 6 images" in searched.content.decode()
-
-
-def plan(queryset) -> str:
-    """The plan of `queryset`; on PostgreSQL with sorts and sequential scans priced out, so a small test
-    table shows which order an index serves (with a million rows the planner needs no such nudge)."""
-    if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_sort = off")
-            return queryset.explain()
-    return queryset.explain()
 
 
 @pytest.mark.parametrize(("query", "index"), [

@@ -6,12 +6,13 @@ import re
 import uuid
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from core.db.bulk import insert_rows
 from images import selectors
 from images.models import Image
+from tests.plans import plan
 
 pytestmark = pytest.mark.django_db
 
@@ -78,17 +79,6 @@ def test_admin_search_needs_every_word_or_matches_the_id():
     assert admin('"neon t"') == {"neon tiger"}
     assert admin(tiger) == {"neon tiger"}
     assert admin("") == {"neon tiger", "neon bug", "pastel tiger"}
-
-
-def plan(queryset) -> str:
-    """The database's plan for `queryset`; on PostgreSQL with sequential scans and sorts priced out, so a
-    test table of a few rows shows what the index can serve (the planner picks it on big tables)."""
-    if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_sort = off")
-            return queryset.explain()
-    return queryset.explain()
 
 
 def test_search_reads_the_prompt_index_not_the_table():
