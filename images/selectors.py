@@ -9,6 +9,7 @@ from django.db import connections, router
 from django.db.models import Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
+from core.db.compiled import PlainValuesQuerySet
 from core.db.counters import status_counts
 from core.db.textsearch import text_match, text_search
 from images import relations
@@ -59,11 +60,12 @@ def image_status_count(status: str | None = None) -> int:
 
 # --- The image list ----------------------------------------------------------------------------
 
-class CountedImages(QuerySet):
+class CountedImages(PlainValuesQuerySet):
     """Images whose `count()` is read from the counters while the rows are all images or one status.
 
     The page count of `GET images` (v1) would otherwise count every row on every request. Any other
-    condition added later (a filter, a slice, DISTINCT, a union) makes it count the rows as usual.
+    condition added later (a filter, a slice, DISTINCT, a union) makes it count the rows as usual. A page
+    of all images, as `.values()`, is read with SQL compiled once (PlainValuesQuerySet).
     """
 
     _counted_status: str | None = None

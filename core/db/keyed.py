@@ -21,9 +21,9 @@ from typing import Any
 
 from django.db import connections, models, router
 from django.db.models import F
-from django.db.models.sql import Query
 from django.db.transaction import TransactionManagementError
 
+from core.db.compiled import Compiled, compile_values, read_rows
 from core.db.lookups import InValues, stored_as_given
 
 # Larger sets of keys are rare (a page is at most 200 images) and run through the ORM.
@@ -31,16 +31,12 @@ MAX_COMPILED_KEYS = 1024
 
 
 @dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    params: tuple[Any, ...]
-    positions: tuple[int, ...]  # where the keys go among `params`
-    names: tuple[str, ...]
-    query: Query
-    select: tuple[Any, ...]  # the selected expressions, for their converters
+class _Keyed:
+    compiled: Compiled
+    positions: tuple[int, ...]  # where the keys go among its parameters
 
 
-_compiled: dict[tuple[Any, ...], _Compiled] = {}
+_compiled: dict[tuple[Any, ...], _Keyed] = {}
 
 
 def values_in(
@@ -76,40 +72,22 @@ def values_in(
     compiled = _compiled.get(shape)
     if compiled is None:
         compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket))
-    params = list(compiled.params)
+    params = list(compiled.compiled.params)
     padded = keys + [keys[-1]] * (bucket - len(keys))
     for position, value in zip(compiled.positions, padded, strict=True):
         params[position] = value
     connection = connections[alias]
     if for_update and connection.features.has_select_for_update and connection.get_autocommit():
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    compiler = compiled.query.get_compiler(connection=connection)
-    converters = compiler.get_converters(compiled.select)
-    with connection.cursor() as cursor:
-        cursor.execute(compiled.sql, params)
-        rows = cursor.fetchall()
-    if converters:
-        rows = compiler.apply_converters(rows, converters)
-    names = compiled.names
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    return read_rows(compiled.compiled, params, alias)
 
 
-def _compile(base: models.QuerySet, alias: str, key: str, fields: Sequence[str], bucket: int) -> _Compiled:
+def _compile(base: models.QuerySet, alias: str, key: str, fields: Sequence[str], bucket: int) -> _Keyed:
     # Distinct stand-ins for the keys (`IN` drops repeated values), found again among the parameters.
     marks = [f"\x00key {n}" for n in range(bucket)]
-    queryset = base.filter(InValues(F(key), marks)).values(*fields)
-    compiler = queryset.query.get_compiler(using=alias)
-    sql, params = compiler.as_sql()
+    compiled = compile_values(base.filter(InValues(F(key), marks)).values(*fields), alias)
     at = {id(mark): n for n, mark in enumerate(marks)}
-    found = {at[id(value)]: position for position, value in enumerate(params) if id(value) in at}
+    found = {at[id(value)]: position for position, value in enumerate(compiled.params) if id(value) in at}
     if sorted(found) != list(range(bucket)):
         raise RuntimeError(f"values_in: the keys of {base.model.__name__}.{key} are not plain parameters")
-    query = queryset.query
-    return _Compiled(
-        sql=sql,
-        params=tuple(params),
-        positions=tuple(found[n] for n in range(bucket)),
-        names=(*query.extra_select, *query.values_select, *query.annotation_select),
-        query=query,
-        select=tuple(column for column, _, _ in compiler.select),
-    )
+    return _Keyed(compiled, positions=tuple(found[n] for n in range(bucket)))

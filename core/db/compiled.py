@@ -1,0 +1,116 @@
+"""`.values()` queries compiled by Django once per shape, and the rows read as `.values()` would.
+
+Compiling a query (the compiler's setup, its joins, columns, ordering and SQL) costs a list page several
+times what the database takes to answer it, and Django compiles every query anew. Two kinds of query
+whose SQL a few facts determine are compiled once here: `core.db.keyed.values_in` (a key among values)
+and `PlainValuesQuerySet` (all rows of a table, ordered and sliced: the unfiltered image list). Django
+has no such cache of its own and no maintained package offers one.
+
+`read_rows` runs a compiled statement with its parameters and converts the values as `.values()` does
+(the compiler's converters for this thread's connection, looked up per call: they follow the time-zone
+setting), column by column rather than row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+from django.db.models import QuerySet
+from django.db.models.query import ValuesIterable
+from django.db.models.sql import Query
+
+# Shapes differ in their slice (a page's offset): enough for the pages and sizes clients use, then the
+# cache starts over rather than grow with every deep page anyone asked for.
+MAX_SHAPES = 1024
+
+
+@dataclass(frozen=True)
+class Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    names: tuple[str, ...]
+    query: Query
+    select: tuple[Any, ...]  # the selected expressions, for their converters
+
+
+def compile_values(queryset: QuerySet, alias: str) -> Compiled:
+    """The SQL of a `.values()` queryset and what reading its rows needs."""
+    query = queryset.query
+    compiler = query.get_compiler(using=alias)
+    sql, params = compiler.as_sql()
+    return Compiled(
+        sql=sql,
+        params=tuple(params),
+        names=(*query.extra_select, *query.values_select, *query.annotation_select),
+        query=query,
+        select=tuple(column for column, _, _ in compiler.select),
+    )
+
+
+def read_rows(compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: str) -> list[dict[str, Any]]:
+    """The statement's rows as `.values()` dicts, each value converted as the compiler would."""
+    connection = connections[alias]
+    compiler = compiled.query.get_compiler(connection=connection)
+    converters = compiler.get_converters(compiled.select)
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        rows = cursor.fetchall()
+    names = compiled.names
+    if not converters or not rows:
+        return [dict(zip(names, row, strict=True)) for row in rows]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    for position, (functions, expression) in converters.items():
+        values = columns[position]
+        for function in functions:
+            values = [function(value, expression, connection) for value in values]
+        columns[position] = values
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+_plain: dict[tuple[Any, ...], Compiled] = {}
+
+
+class PlainValuesQuerySet(QuerySet):
+    """A QuerySet whose `.values()` rows of a whole table (ordered by columns, sliced) come from SQL
+    compiled once per model, columns, ordering, slice and database.
+
+    Such a query's SQL has no parameters and depends on nothing else; any other query (a filter, an
+    annotation, a join, DISTINCT, a lock, a union, expressions in the ordering) runs through the ORM.
+    """
+
+    def _fetch_all(self) -> None:
+        if self._result_cache is None and self._iterable_class is ValuesIterable and not self._prefetch_related_lookups:
+            shape = _plain_shape(self)
+            if shape is not None:
+                compiled = _plain.get(shape)
+                if compiled is None:
+                    if len(_plain) >= MAX_SHAPES:
+                        _plain.clear()
+                    compiled = _plain.setdefault(shape, compile_values(self, self.db))
+                self._result_cache = read_rows(compiled, compiled.params, self.db)
+        super()._fetch_all()
+
+
+def _plain_shape(queryset: QuerySet) -> tuple[Any, ...] | None:
+    query = queryset.query
+    if (
+        query.where
+        or query.annotations
+        or query.extra
+        or query.extra_tables
+        or query.extra_order_by
+        or query.distinct
+        or query.select_for_update
+        or query.combinator
+        or query.select_related
+        or query.group_by is not None
+        or query.subquery
+        or any(query.alias_refcount.get(alias) for alias in list(query.alias_map)[1:])  # a join in use
+        or not query.values_select
+        or not all(isinstance(name, str) and "__" not in name for name in query.order_by)
+    ):
+        return None
+    return (query.model, queryset.db, query.values_select, query.order_by, query.default_ordering,
+            query.standard_ordering, query.low_mark, query.high_mark)

@@ -1,0 +1,79 @@
+"""A page of a whole table as `.values()` is read with SQL compiled once and answers what the ORM answers."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.db.models import F
+
+from core.db import compiled
+from images.models import Image
+from images.selectors import images_all
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = ("id", "status", "quality", "created_at", "generation_id", "file")
+
+
+@pytest.fixture
+def images(make_image):
+    return [make_image(quality={"valid": n % 2 == 0, "errors": [f"e{n}"]}) for n in range(7)]
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """Each statement compiled for a plain page, in order."""
+    made = []
+    original = compiled.compile_values
+    monkeypatch.setattr(compiled, "_plain", {})
+    monkeypatch.setattr(compiled, "compile_values", lambda queryset, alias: made.append(queryset.query.low_mark)
+                        or original(queryset, alias))
+    return made
+
+
+def _orm(queryset):
+    return list(Image.objects.order_by(*queryset.query.order_by).values(*FIELDS)[
+        queryset.query.low_mark:queryset.query.high_mark])
+
+
+def test_pages_are_the_orms_rows_each_slice_compiled_once(images, compiles):
+    ordered = images_all().order_by("-created_at", "-id").values(*FIELDS)
+    for _ in range(2):
+        for start in (0, 3, 6):
+            page = ordered[start:start + 3]
+            assert list(page) == _orm(page) and list(page)
+    assert compiles == [0, 3, 6]
+    (row,) = ordered[:1]
+    assert isinstance(row["created_at"], datetime.datetime) and row["created_at"].utcoffset() == datetime.timedelta(0)
+    assert row["quality"] == {"valid": True, "errors": ["e6"]} and row["file"] == images[6].file.name
+
+
+def test_each_ordering_and_column_set_is_its_own_statement(images, compiles):
+    oldest = images_all().order_by("created_at", "id").values(*FIELDS)[:2]
+    assert [row["id"] for row in oldest] == [image.id for image in images[:2]]
+    few = images_all().order_by("created_at", "id").values("id")[:2]
+    assert list(few) == [{"id": image.id} for image in images[:2]]
+    assert len(compiles) == 2
+
+
+def test_anything_but_a_plain_page_runs_through_the_orm(images, compiles):
+    base = images_all().order_by("-created_at", "-id")
+    filtered = base.filter(id__in=[images[0].id, images[1].id]).values(*FIELDS)
+    assert [row["id"] for row in filtered] == [images[1].id, images[0].id]
+    annotated = base.annotate(twice=F("width") * 2).values("id", "twice")[:1]
+    assert list(annotated) == [{"id": images[-1].id, "twice": images[-1].width * 2}]
+    joined = base.values("id", "generation__prompt")[:1]
+    assert list(joined) == [{"id": images[-1].id, "generation__prompt": None}]
+    instances = base[:2]
+    assert [image.id for image in instances] == [images[-1].id, images[-2].id]
+    assert list(base.values_list("id", flat=True)[:1]) == [images[-1].id]
+    assert compiles == []
+
+
+def test_the_cache_starts_over_when_full(images, compiles, monkeypatch):
+    monkeypatch.setattr(compiled, "MAX_SHAPES", 2)
+    ordered = images_all().order_by("-created_at", "-id").values("id")
+    for start in range(4):
+        assert list(ordered[start:start + 1]) == [{"id": images[-1 - start].id}]
+    assert len(compiled._plain) <= 2 and compiles == [0, 1, 2, 3]
