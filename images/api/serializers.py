@@ -126,7 +126,7 @@ class ImageSerializer(serializers.ModelSerializer):
     @extend_schema_field(ImageProductSerializer(many=True))
     def get_products(self, image: Image) -> list[dict[str, Any]]:
         """Every product of the image, newest first."""
-        products = self.context.get("products")
+        products = self._products_given
         if products is None:
             # Asked once per image: `product` below reads the same answer.
             own = vars(self).setdefault("_own_products", {})
@@ -134,6 +134,11 @@ class ImageSerializer(serializers.ModelSerializer):
                 own.update(relations.product_summaries([image.id]) or {image.id: []})
             products = own
         return products.get(image.id, [])
+
+    @functools.cached_property
+    def _products_given(self) -> dict[str, list[dict[str, Any]]] | None:
+        # Looked up once: `context` walks up to the root serializer, twice per image otherwise.
+        return self.context.get("products")
 
     @extend_schema_field(ImageProductSerializer(allow_null=True))
     def get_product(self, image: Image) -> dict[str, Any] | None:
