@@ -7,15 +7,17 @@ and `PlainValuesQuerySet` (all rows of a table, ordered and sliced: the unfilter
 has no such cache of its own and no maintained package offers one.
 
 `read_rows` runs a compiled statement with its parameters and converts the values as `.values()` does
-(the compiler's converters for this thread's connection, looked up per call: they follow the time-zone
-setting), column by column rather than row by row.
+(the compiler's converters for this thread's connection, made once per connection and time-zone setting),
+column by column rather than row by row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import ValuesIterable
@@ -33,6 +35,8 @@ class Compiled:
     names: tuple[str, ...]
     query: Query
     select: tuple[Any, ...]  # the selected expressions, for their converters
+    # Per connection: the time-zone setting the converters were made for, and the converters.
+    converters: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, compare=False)
 
 
 def compile_values(queryset: QuerySet, alias: str) -> Compiled:
@@ -52,8 +56,7 @@ def compile_values(queryset: QuerySet, alias: str) -> Compiled:
 def read_rows(compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: str) -> list[dict[str, Any]]:
     """The statement's rows as `.values()` dicts, each value converted as the compiler would."""
     connection = connections[alias]
-    compiler = compiled.query.get_compiler(connection=connection)
-    converters = compiler.get_converters(compiled.select)
+    converters = _converters(compiled, connection)
     with connection.cursor() as cursor:
         cursor.execute(compiled.sql, params)
         rows = cursor.fetchall()
@@ -67,6 +70,18 @@ def read_rows(compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: st
             values = [function(value, expression, connection) for value in values]
         columns[position] = values
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _converters(compiled: Compiled, connection: Any) -> dict[int, tuple[list[Any], Any]]:
+    """The compiler's converters of the statement's columns on this connection, made once per time-zone setting
+    (a datetime converter holds the connection's zone)."""
+    setting = (settings.USE_TZ, connection.timezone_name)
+    known = compiled.converters.get(connection)
+    if known is None or known[0] != setting:
+        compiler = compiled.query.get_compiler(connection=connection)
+        known = (setting, compiler.get_converters(compiled.select))
+        compiled.converters[connection] = known
+    return known[1]
 
 
 _plain: dict[tuple[Any, ...], Compiled] = {}

@@ -10,7 +10,8 @@ this thread's connection). Django has no such cache of its own and no maintained
 
 Only plain cases are compiled once: a default manager that adds no filter, annotation, slice or
 DISTINCT, and a key column that stores its values as given (text, integers; see `core.db.lookups`).
-Anything else runs through the ORM as usual.
+Anything else runs through the ORM as usual. A default manager is taken to give the same query on every
+call (one whose filter changed at run time, per tenant say, is not for `values_in`).
 """
 
 from __future__ import annotations
@@ -54,23 +55,22 @@ def values_in(
     keys = list(dict.fromkeys(keys))
     if not keys:
         return []
-    base = model._default_manager.all()
-    if order_by is not None:
-        base = base.order_by(*order_by)
-    if for_update:
-        base = base.select_for_update()
-    field = model._meta.get_field(key)
-    query = base.query
-    plain = not (query.where or query.annotations or query.extra or query.distinct or query.is_sliced)
-    if not plain or not stored_as_given(field) or len(keys) > MAX_COMPILED_KEYS:
-        return list(base.filter(InValues(F(key), keys)).values(*fields))
     # A locking read goes where writes go, as select_for_update() sends it.
     alias = router.db_for_write(model) if for_update else router.db_for_read(model)
     bucket = 1 << (len(keys) - 1).bit_length()
     shape = (model, alias, key, tuple(fields), tuple(order_by) if order_by is not None else None, for_update,
              bucket)
     compiled = _compiled.get(shape)
-    if compiled is None:
+    if compiled is None:  # first call of this shape (a known one builds no QuerySet at all)
+        base = model._default_manager.all()
+        if order_by is not None:
+            base = base.order_by(*order_by)
+        if for_update:
+            base = base.select_for_update()
+        query = base.query
+        plain = not (query.where or query.annotations or query.extra or query.distinct or query.is_sliced)
+        if not plain or not stored_as_given(model._meta.get_field(key)) or len(keys) > MAX_COMPILED_KEYS:
+            return list(base.filter(InValues(F(key), keys)).values(*fields))
         compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket))
     params = list(compiled.compiled.params)
     padded = keys + [keys[-1]] * (bucket - len(keys))

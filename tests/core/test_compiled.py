@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.db import connection
 from django.db.models import F
 
 from core.db import compiled
@@ -77,3 +78,15 @@ def test_the_cache_starts_over_when_full(images, compiles, monkeypatch):
     for start in range(4):
         assert list(ordered[start:start + 1]) == [{"id": images[-1 - start].id}]
     assert len(compiled._plain) <= 2 and compiles == [0, 1, 2, 3]
+
+
+def test_values_follow_a_changed_time_zone_setting(images, compiles, settings):
+    ordered = images_all().order_by("-created_at", "-id").values("id", "created_at")
+    (aware,) = ordered[:1]
+    assert aware["created_at"].utcoffset() == datetime.timedelta(0)
+    settings.USE_TZ, settings.TIME_ZONE = False, "Europe/Berlin"
+    (naive,) = ordered[:1]
+    assert naive == list(Image.objects.order_by("-created_at", "-id").values("id", "created_at")[:1])[0]
+    if connection.vendor == "sqlite":
+        assert naive["created_at"].tzinfo is None  # made again for the setting, not the first call's
+    assert compiles == [0]
