@@ -237,3 +237,14 @@ def test_datetimes_render_as_the_serializer_writes_them_in_any_time_zone(varied_
         assert (plain["created_at"], plain["created_day"]) == ("2026-03-04T06:06:07+01:00", "2026-03-04 06:06")
     assert all(entry["created_at"].endswith("Z" if zone == "UTC" else "+01:00") or "+02:00" in entry["created_at"]
                for row in rendered.values() for entry in row["history"])
+
+
+def test_unfiltered_pages_read_the_table_as_it_is_now(as_reviewer, make_image):
+    # The unfiltered list clones one prepared query per request: nothing of an earlier request stays in it.
+    first = make_image()
+    assert [row["id"] for row in as_reviewer.get("/api/v1/images").json()["results"]] == [first.id]
+    second = make_image()
+    body = as_reviewer.get("/api/v1/images?page_size=1&page=2").json()
+    assert body["count"] == 2 and [row["id"] for row in body["results"]] == [first.id]
+    assert [row["id"] for row in as_reviewer.get("/api/v1/images").json()["results"]] == [second.id, first.id]
+    assert [row["id"] for row in as_reviewer.get("/api/v2/images").json()["results"]] == [second.id, first.id]
