@@ -16,8 +16,8 @@ from typing import Any
 from django.db import connections, models, router
 from django.utils import timezone
 
-# Fields whose Python strings are already the database value (no per-value conversion needed).
-_TEXT_TYPES = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
+from core.db.lookups import TEXT_FIELDS, stored_as_given
+
 # psycopg's protocol limit on parameters per statement, for backends that declare none.
 _DEFAULT_MAX_PARAMS = 65535
 
@@ -53,7 +53,8 @@ def insert_rows(
         else:
             constants[field.name] = field.get_default()
     varying = [opts.get_field(name) for name in fields]
-    converters = [None if _stored_as_given(field) else field for field in varying]
+    # Text columns take their str values as they are (no per-value conversion); others are prepared.
+    converters = [None if stored_as_given(field, kinds=TEXT_FIELDS) else field for field in varying]
     fixed = [opts.get_field(name) for name in constants]
     fixed_values = [field.get_db_prep_save(constants[field.name], connection) for field in fixed]
     columns = [f.column for f in (*per_row_defaults, *varying, *fixed)]
@@ -115,9 +116,3 @@ def counters_add(model: type[models.Model], *, key: str, counter: str, amounts: 
             )
             totals.update(cursor.fetchall())
     return totals
-
-
-def _stored_as_given(field: models.Field) -> bool:
-    """Whether a str value of this field (or of the key it refers to) is stored unchanged."""
-    target = field.target_field if field.is_relation else field
-    return target.get_internal_type() in _TEXT_TYPES

@@ -12,18 +12,20 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.lookups import In
 
-# Fields whose Python values of the field's own type are the database values as they are.
-_STORED_AS_GIVEN = frozenset({
-    "CharField", "TextField", "SlugField", "EmailField", "URLField",
+# Fields whose Python values of the field's own type are the database values as they are: text fields
+# (a str is stored as given) and integer fields (an int is).
+TEXT_FIELDS = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
+STORED_AS_GIVEN = TEXT_FIELDS | frozenset({
     "IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
     "PositiveBigIntegerField", "PositiveSmallIntegerField", "AutoField", "BigAutoField", "SmallAutoField",
 })
 
 
-def stored_as_given(field: models.Field) -> bool:
-    """Whether values of this field (or of the key it refers to) are stored unchanged."""
+def stored_as_given(field: models.Field, *, kinds: frozenset[str] = STORED_AS_GIVEN) -> bool:
+    """Whether values of this field (or of the key it refers to) are stored unchanged: the field's internal
+    type is one of `kinds` (TEXT_FIELDS where the values are str whatever the field)."""
     target = field.target_field if field.is_relation else field
-    return target.get_internal_type() in _STORED_AS_GIVEN
+    return target.get_internal_type() in kinds
 
 
 class InValues(In):
