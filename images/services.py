@@ -19,6 +19,7 @@ from core import metrics
 from core.actors import Actor
 from core.batch import BatchNotAppliedError, BatchResult, Outcome, batch_event_data, unique_ids
 from core.db.keyed import values_in
+from core.db.pipeline import pipelined
 from core.errors import InvalidStateError, NotFoundError
 from core.lifecycle import CREATED, Lifecycle, Move
 from images import relations
@@ -104,7 +105,9 @@ def images_transition(
     `batch_action`, a `batch.completed` event is recorded with the counts.
     """
     ids = unique_ids(image_ids)
-    with transaction.atomic():
+    # Pipelined: the lock, the update, the history, the events' sequence and the events take three round
+    # trips to PostgreSQL and the commit one, instead of one each (nothing in here catches a database error).
+    with transaction.atomic(), pipelined():
         rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)
         found = {row["id"]: row["status"] for row in rows}
         result, movable = _partition(ids, found, to_status)

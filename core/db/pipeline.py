@@ -1,0 +1,36 @@
+"""`pipelined()`: a block's statements sent to PostgreSQL without waiting for each one's answer.
+
+A review decision is a handful of small statements in one transaction (the locking read, the update,
+the history row, the event's sequence number, the event) of which only two are read back. Waiting for
+the answer to each cost a round trip to the server, and a round trip costs far more than the server's
+work on these statements (the server process wakes up for each). In psycopg's pipeline mode a statement
+is sent and the code goes on; a read (`fetch…`) waits for the answers to everything sent before it, and
+leaving the block waits for the rest. The block's statements then take as many round trips as it has
+reads, plus one.
+
+An error is raised at the next read or when the block ends, not by the statement that caused it: use
+the block only around code that does not catch database errors itself (no `try: … except
+IntegrityError` inside, no savepoint meant to recover). Inside a transaction (`atomic()` first, then
+this block), so that switching autocommit off costs no round trip of its own. Other databases run the
+block as it is (SQLite is in-process: there is no round trip to save).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+
+@contextmanager
+def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    # Errors psycopg raises when the block ends become Django's (IntegrityError, OperationalError, …),
+    # as those of a read inside it already are.
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
