@@ -67,7 +67,8 @@ PAGES = [
 def _series(start: int, stop: int) -> tuple[str, str, list[int]]:
     """A `WITH` prefix and a FROM source yielding n = start … stop - 1, on this database."""
     if connection.vendor == "postgresql":
-        return "", "generate_series(%s, %s) AS seq(n)", [start, stop - 1]
+        # Typed: the server binds the parameters, and generate_series() has a form per integer type.
+        return "", "generate_series(CAST(%s AS bigint), CAST(%s AS bigint)) AS seq(n)", [start, stop - 1]
     with_ = "WITH RECURSIVE seq(n) AS (SELECT %s UNION ALL SELECT n + 1 FROM seq WHERE n < %s) "
     return with_, "seq", [start, stop - 1]
 
@@ -84,7 +85,7 @@ def seed(start: int, stop: int, base_epoch: int) -> float:
     """Images start … stop - 1 (and their generations), generated in SQL; returns the seconds it took."""
     pg = connection.vendor == "postgresql"
     # `%%` is SQL's modulo once the driver has put the parameters in.
-    at = "to_timestamp(%s + {})" if pg else "datetime(%s + {}, 'unixepoch')"
+    at = "to_timestamp(CAST(%s AS bigint) + {})" if pg else "datetime(%s + {}, 'unixepoch')"
     hexed = "lpad(to_hex(n), 64, '0')" if pg else "printf('%%064x', n)"
     text = "CAST(n AS TEXT)"
     empty_json = "'{}'::jsonb" if pg else "'{}'"

@@ -228,6 +228,16 @@ if DATABASE_URL:
         DATABASES["default"]["ENGINE"] = SQLITE_ENGINE
         DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The server binds the parameters (psycopg's client-side binding quoted each value into the SQL
+        # in Python), and a statement a connection has run PREPARE_THRESHOLD times is prepared: the same
+        # few statements serve every request, so the server stops parsing and planning them each time.
+        # DATABASE_PREPARED_STATEMENTS=false for a connection pooler that keeps no prepared statements
+        # (PgBouncer before 1.21 in transaction mode).
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True,
+            prepare_threshold=5 if env.bool("DATABASE_PREPARED_STATEMENTS", True) else None,
+        )
 else:
     DATABASES = {
         "default": {

@@ -210,3 +210,12 @@ def test_web_processes_keep_sqlite_connections_and_pool_postgresql_ones(tmp_path
     postgresql = run_django(code, DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u@127.0.0.1:1/db",
                             POD_SERVER_INTERFACE="asgi")
     assert postgresql.stdout.split() == ["0", "True"], postgresql.stderr
+
+
+@pytest.mark.parametrize(("value", "threshold"), [("", "5"), ("true", "5"), ("false", "None")])
+def test_postgresql_binds_on_the_server_and_prepares_unless_told_not_to(tmp_path, value, threshold):
+    code = ("from django.conf import settings; o = settings.DATABASES['default']['OPTIONS'];"
+            " print(o['server_side_binding'], o['prepare_threshold'])")
+    result = run_django(code, DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u@127.0.0.1:1/db",
+                        DATABASE_PREPARED_STATEMENTS=value)
+    assert result.stdout.split() == ["True", threshold], result.stderr

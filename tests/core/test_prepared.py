@@ -1,0 +1,31 @@
+"""On PostgreSQL the server binds the parameters and prepares the statements a connection runs often."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from core.db.keyed import values_in
+from images.models import Image
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements"),
+    pytest.mark.django_db,
+]
+
+
+def _prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def test_a_statement_run_again_and_again_is_prepared_with_its_parameters_bound_by_the_server(make_image):
+    image = make_image()
+    for _ in range(6):
+        assert values_in(Image, key="id", keys=[image.id], fields=("id", "status")) == [
+            {"id": image.id, "status": image.status}
+        ]
+    reads = [statement for statement in _prepared() if 'FROM "images_image"' in statement and '"status"' in statement]
+    # `$1`: the id went to the server as a parameter, not quoted into the SQL text by the client.
+    assert reads and all("$1" in statement and image.id not in statement for statement in reads)
