@@ -7,14 +7,14 @@ platform. Without a registered lookup an image simply has no products.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 
 class ProductLookup(Protocol):
-    def summaries(self, image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Image id → its products' `{id, status, platform, template, external_url}`, newest first
-        (images without one are absent)."""
+    def summaries_later(self, image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+        """Sends the read now; the function returned answers image id → its products' `{id, status,
+        platform, template, external_url}`, newest first (images without one are absent)."""
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         """Image id → why it must not be deleted (its product exists on the platform)."""
@@ -24,8 +24,8 @@ class ProductLookup(Protocol):
 
 
 class _NoProducts:
-    def summaries(self, image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        return {}
+    def summaries_later(self, image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+        return dict
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         return {}
@@ -44,7 +44,13 @@ def products_register(lookup: ProductLookup) -> None:
 
 
 def product_summaries(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    return _products.summaries(image_ids) if image_ids else {}
+    return product_summaries_later(image_ids)()
+
+
+def product_summaries_later(image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+    """`product_summaries` in two steps (the read sent now, answered when called), so that it can share
+    a round trip with other reads (`core.db.pipeline`)."""
+    return _products.summaries_later(image_ids) if image_ids else dict
 
 
 def delete_refusals(image_ids: Sequence[str]) -> dict[str, str]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections, router
 
 from core.db.counters import status_counts
-from core.db.keyed import values_in
+from core.db.keyed import values_in_later
 from publishing.models import Product
 
 PRODUCT_FIELDS = ("image_id", "id", "status", "platform", "template_id", "external_url")
@@ -16,12 +16,23 @@ PRODUCT_FIELDS = ("image_id", "id", "status", "platform", "template_id", "extern
 
 def products_of_images(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Image id → its products' `{id, status, platform, template, external_url}`, newest first, in one query."""
-    rows = values_in(Product, key="image_id", keys=image_ids, fields=PRODUCT_FIELDS, order_by=("-created_at", "-id"))
-    found: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        found.setdefault(row["image_id"], []).append({"id": row["id"], "status": row["status"],
-                                                      "platform": row["platform"], "template": row["template_id"],
-                                                      "external_url": row["external_url"]})
+    return products_of_images_later(image_ids)()
+
+
+def products_of_images_later(image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+    """`products_of_images` in two steps: the query is sent now, the function returned reads the answer."""
+    rows = values_in_later(Product, key="image_id", keys=image_ids, fields=PRODUCT_FIELDS,
+                           order_by=("-created_at", "-id"))
+
+    def found() -> dict[str, list[dict[str, Any]]]:
+        products: dict[str, list[dict[str, Any]]] = {}
+        for row in rows():
+            products.setdefault(row["image_id"], []).append({
+                "id": row["id"], "status": row["status"], "platform": row["platform"],
+                "template": row["template_id"], "external_url": row["external_url"],
+            })
+        return products
+
     return found
 
 
@@ -42,8 +53,8 @@ def product_counts() -> dict[str, int]:
 class ImageProducts:
     """The products of images, as `images.relations` asks for them."""
 
-    def summaries(self, image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        return products_of_images(image_ids)
+    def summaries_later(self, image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+        return products_of_images_later(image_ids)
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         return products_on_platform(image_ids)

@@ -8,12 +8,14 @@ has no such cache of its own and no maintained package offers one.
 
 `read_rows` runs a compiled statement with its parameters and converts the values as `.values()` does
 (the compiler's converters for this thread's connection, made once per connection and time-zone setting),
-column by column rather than row by row.
+column by column rather than row by row; `send_rows` sends it and reads the rows when asked, so that
+several reads can share one round trip (`core.db.pipeline`).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,12 +57,36 @@ def compile_values(queryset: QuerySet, alias: str) -> Compiled:
 
 def read_rows(compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: str) -> list[dict[str, Any]]:
     """The statement's rows as `.values()` dicts, each value converted as the compiler would."""
+    return send_rows(compiled, params, alias)()
+
+
+def send_rows(
+    compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: str
+) -> Callable[[], list[dict[str, Any]]]:
+    """Send the statement now; what reads its rows (as `read_rows`), called once.
+
+    Inside `core.db.pipeline.pipelined()` on PostgreSQL the statements sent before the first read arrive
+    with that read's round trip; elsewhere the statement has run when this returns.
+    """
     connection = connections[alias]
     converters = _converters(compiled, connection)
-    with connection.cursor() as cursor:
+    cursor = connection.cursor()
+    try:
         cursor.execute(compiled.sql, params)
-        rows = cursor.fetchall()
-    names = compiled.names
+    except BaseException:
+        cursor.close()
+        raise
+
+    def rows() -> list[dict[str, Any]]:
+        with cursor:
+            fetched = cursor.fetchall()
+        return _as_values(compiled.names, converters, fetched, connection)
+
+    return rows
+
+
+def _as_values(names: tuple[str, ...], converters: dict[int, tuple[list[Any], Any]], rows: list[tuple],
+               connection: Any) -> list[dict[str, Any]]:
     if not converters or not rows:
         return [dict(zip(names, row, strict=True)) for row in rows]
     columns = [list(column) for column in zip(*rows, strict=True)]

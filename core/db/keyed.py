@@ -16,7 +16,7 @@ call (one whose filter changed at run time, per tenant say, is not for `values_i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from django.db import connections, models, router
 from django.db.models import F
 from django.db.transaction import TransactionManagementError
 
-from core.db.compiled import Compiled, compile_values, read_rows
+from core.db.compiled import Compiled, compile_values, send_rows
 from core.db.lookups import InValues, stored_as_given
 
 # Larger sets of keys are rare (a page is at most 200 images) and run through the ORM.
@@ -52,9 +52,23 @@ def values_in(
     """The `.values(*fields)` rows of `model`'s default manager whose `key` is one of `keys`, in `order_by`
     (default: the model's ordering), locked with `for_update` (`select_for_update()`, inside the caller's
     transaction). Keys must be values of the key column's type."""
+    return values_in_later(model, key=key, keys=keys, fields=fields, order_by=order_by, for_update=for_update)()
+
+
+def values_in_later(
+    model: type[models.Model],
+    *,
+    key: str,
+    keys: Collection[Any],
+    fields: Sequence[str],
+    order_by: Sequence[str] | None = None,
+    for_update: bool = False,
+) -> Callable[[], list[dict[str, Any]]]:
+    """`values_in` in two steps: the statement is sent now (`core.db.compiled.send_rows`; a shape that runs
+    through the ORM, when called) and the function returned reads its rows, once."""
     keys = list(dict.fromkeys(keys))
     if not keys:
-        return []
+        return list
     # A locking read goes where writes go, as select_for_update() sends it.
     alias = router.db_for_write(model) if for_update else router.db_for_read(model)
     bucket = 1 << (len(keys) - 1).bit_length()
@@ -70,7 +84,8 @@ def values_in(
         query = base.query
         plain = not (query.where or query.annotations or query.extra or query.distinct or query.is_sliced)
         if not plain or not stored_as_given(model._meta.get_field(key)) or len(keys) > MAX_COMPILED_KEYS:
-            return list(base.filter(InValues(F(key), keys)).values(*fields))
+            queryset = base.filter(InValues(F(key), keys)).values(*fields)
+            return lambda: list(queryset)
         compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket))
     params = list(compiled.compiled.params)
     padded = keys + [keys[-1]] * (bucket - len(keys))
@@ -79,7 +94,7 @@ def values_in(
     connection = connections[alias]
     if for_update and connection.features.has_select_for_update and connection.get_autocommit():
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    return read_rows(compiled.compiled, params, alias)
+    return send_rows(compiled.compiled, params, alias)
 
 
 def _compile(base: models.QuerySet, alias: str, key: str, fields: Sequence[str], bucket: int) -> _Keyed:

@@ -23,7 +23,7 @@ from rest_framework.reverse import reverse
 from rest_framework.settings import ISO_8601, api_settings
 
 from api.fields import CleanCharField, IdField, IdListField, StrictBooleanField, choice_field
-from core.db.keyed import values_in
+from core.db.keyed import values_in_later
 from images import relations
 from images.models import Generation, GenerationStatus, GenerationTransition, Image, ImageStatus, ImageTransition
 from images.validation import validate_prompt
@@ -222,6 +222,13 @@ class RowRenderer:
         self._nested = [read for read in self._readers if isinstance(read, _NestedReader)]
         self._methods = any(isinstance(part, _MethodPart) for _, part in plan.parts)
 
+    def send(self, rows: Rows) -> None:
+        """Send the nested lists' reads for these rows now (rows as far as known: the columns the lists
+        hang from suffice); `render()` of rows with the same keys reads their answers. In
+        `core.db.pipeline.pipelined()` they share a round trip with the reads sent around them."""
+        for nested in self._nested:
+            nested.send({row[nested.parent_key] for row in rows})
+
     def render(self, rows: Rows) -> list[dict[str, Any]]:
         if not self._readers:
             return [{} for _ in rows]
@@ -406,14 +413,21 @@ class _NestedReader:
         self.parent_key = part.parent_key
         self.renderer = renderer
         self.items: dict[Any, list[dict[str, Any]]] = {}
+        self._sent: tuple[set[Any], Callable[[], list[dict[str, Any]]]] | None = None
 
-    def load(self, keys: set[Any]) -> None:
+    def send(self, keys: set[Any]) -> None:
         # As the related manager reads them: the default manager, in the model's own ordering.
         foreign_key = self.part.foreign_key
+        self._sent = (keys, values_in_later(self.part.model, key=foreign_key, keys=keys,
+                                            fields=[foreign_key, *self.renderer.columns]))
+
+    def load(self, keys: set[Any]) -> None:
+        if self._sent is None or self._sent[0] != keys:
+            self.send(keys)
+        rows = self._sent[1]()
+        self._sent = None
+        foreign_key = self.part.foreign_key
         self.items = {}
-        if not keys:
-            return
-        rows = values_in(self.part.model, key=foreign_key, keys=keys, fields=[foreign_key, *self.renderer.columns])
         for row, body in zip(rows, self.renderer.render(rows), strict=True):
             self.items.setdefault(row[foreign_key], []).append(body)
 

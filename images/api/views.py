@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import mimetypes
 
+from django.db import router
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -28,7 +29,8 @@ from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
 from api.renderers import FastJSONRenderer
 from core.actors import api_actor
-from core.db.keyed import values_in
+from core.db.keyed import values_in_later
+from core.db.pipeline import pipelined
 from core.errors import BusyError
 from images import relations, selectors, services
 from images.api import serializers as s
@@ -254,10 +256,18 @@ class ImageViewSet(
         # The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
         # `.values()` row): building the serializer's fields for one instance cost more than the decision.
         context, renderer = self._renderer()
-        rows = values_in(Image, key="id", keys=[image_id], fields=renderer.columns)
-        if not rows:
-            raise NotFound()  # deleted meanwhile (a concurrent batch/delete or prune)
-        return Response(self._render_rows(context, renderer, rows)[0], status=status_code, headers=headers)
+        # The row, its products and its history: on PostgreSQL the three reads take two round trips (the
+        # reads' and the pipeline's end), not three.
+        with pipelined(router.db_for_read(Image)):
+            row = values_in_later(Image, key="id", keys=[image_id], fields=renderer.columns)
+            products = relations.product_summaries_later([image_id])
+            renderer.send([{"id": image_id}])
+            rows = row()
+            if not rows:
+                raise NotFound()  # deleted meanwhile (a concurrent batch/delete or prune)
+            context["products"] = products()
+            body = renderer.render(rows)[0]
+        return Response(body, status=status_code, headers=headers)
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = s.ImageUploadSerializer(data=request.data)
