@@ -13,11 +13,13 @@ import redis
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.db import connections
 from PIL import Image as PILImage
 
 from core.actors import Actor, Via
 from core.roles import roles_grant
 from images.models import Image, ImageStatus
+from tests.servers.relay import RoundTripRelay
 
 # The data directory was prepared by tests/bootstrap.py before Django started. Worker and other
 # subprocesses the tests start (some with a data directory of their own) inherit this environment:
@@ -124,3 +126,20 @@ def make_image(db):
         return image
 
     return make
+
+
+@pytest.fixture
+def relay():
+    """The default connection (PostgreSQL), reconnected through a relay that counts its round trips;
+    for tests marked `django_db(transaction=True)`, so that the new connection sees the rows they made."""
+    original = connections["default"]
+    relay = RoundTripRelay(original.settings_dict["HOST"] or "127.0.0.1", int(original.settings_dict["PORT"] or 5432))
+    relayed = type(original)({**original.settings_dict, "HOST": "127.0.0.1", "PORT": relay.port}, alias="default")
+    connections["default"] = relayed
+    try:
+        relayed.ensure_connection()
+        yield relay
+    finally:
+        relayed.close()
+        connections["default"] = original
+        relay.close()

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg import pq
 
 
 @contextmanager
@@ -32,6 +33,9 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         yield
         return
     connection.ensure_connection()
+    if connection.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        yield  # inside another block: its end waits for these statements too (a nested one would wait here)
+        return
     # Errors psycopg raises when the block ends become Django's (IntegrityError, OperationalError, …),
     # as those of a read inside it already are.
     with connection.wrap_database_errors, connection.connection.pipeline():

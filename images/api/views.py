@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import mimetypes
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.db import router
+from django.db import router, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -269,6 +271,14 @@ class ImageViewSet(
             body = renderer.render(rows)[0]
         return Response(body, status=status_code, headers=headers)
 
+    @staticmethod
+    @contextmanager
+    def _decision() -> Iterator[None]:
+        # The decision and the image as it then is, in one transaction and one pipeline: the answer shows
+        # this decision's outcome, and on PostgreSQL its reads go with the decision's round trips.
+        with transaction.atomic(using=router.db_for_write(Image)), pipelined(router.db_for_write(Image)):
+            yield
+
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = s.ImageUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -317,20 +327,23 @@ class ImageViewSet(
     def approve(self, request: Request, *args, **kwargs) -> Response:
         data = s.ApproveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.image_approve(image_id=kwargs["pk"], actor=api_actor(request), note=data.validated_data["note"])
-        return self._image_response(kwargs["pk"])
+        with self._decision():
+            services.image_approve(image_id=kwargs["pk"], actor=api_actor(request), note=data.validated_data["note"])
+            return self._image_response(kwargs["pk"])
 
     @action(detail=True, methods=["post"], rate_tier="approval")
     def reject(self, request: Request, *args, **kwargs) -> Response:
         data = s.RejectInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.image_reject(image_id=kwargs["pk"], actor=api_actor(request), reason=data.validated_data["reason"])
-        return self._image_response(kwargs["pk"])
+        with self._decision():
+            services.image_reject(image_id=kwargs["pk"], actor=api_actor(request), reason=data.validated_data["reason"])
+            return self._image_response(kwargs["pk"])
 
     @action(detail=True, methods=["post"], rate_tier="approval")
     def reset(self, request: Request, *args, **kwargs) -> Response:
-        services.image_reset(image_id=kwargs["pk"], actor=api_actor(request))
-        return self._image_response(kwargs["pk"])
+        with self._decision():
+            services.image_reset(image_id=kwargs["pk"], actor=api_actor(request))
+            return self._image_response(kwargs["pk"])
 
 
 # --- Batches -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 
 from core.actors import Actor, Via
 from core.db.keyed import values_in, values_in_later
@@ -11,29 +11,12 @@ from core.db.pipeline import pipelined
 from images import relations
 from images.models import Image, ImageStatus, ImageTransition
 from images.services import image_approve
-from tests.servers.relay import RoundTripRelay
 from webhooks.models import WebhookEvent
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="round trips to a PostgreSQL server"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def relay():
-    """The default connection, reconnected through a relay that counts its round trips."""
-    original = connections["default"]
-    relay = RoundTripRelay(original.settings_dict["HOST"] or "127.0.0.1", int(original.settings_dict["PORT"] or 5432))
-    relayed = type(original)({**original.settings_dict, "HOST": "127.0.0.1", "PORT": relay.port}, alias="default")
-    connections["default"] = relayed
-    try:
-        relayed.ensure_connection()
-        yield relay
-    finally:
-        relayed.close()
-        connections["default"] = original
-        relay.close()
 
 
 def test_one_approval_takes_five_round_trips_with_its_history_and_event(make_image, reviewer, relay):
