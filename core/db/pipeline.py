@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from psycopg import pq
 
 
@@ -39,4 +39,17 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     # Errors psycopg raises when the block ends become Django's (IntegrityError, OperationalError, …),
     # as those of a read inside it already are.
     with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
+@contextmanager
+def pipelined_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """On PostgreSQL a block in one transaction and one pipeline, so that a change and the reads after it
+    (an API answer showing it) share their round trips; the services inside keep their own transactions
+    (savepoints then). Elsewhere the block as it is: on SQLite a transaction around the reads would only
+    hold the database's one write lock longer."""
+    if connections[using].vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=using), pipelined(using):
         yield

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -32,7 +31,7 @@ from api.permissions import ActionPermission, ActionPolicyMixin
 from api.renderers import FastJSONRenderer
 from core.actors import api_actor
 from core.db.keyed import values_in_later
-from core.db.pipeline import pipelined
+from core.db.pipeline import pipelined, pipelined_transaction
 from core.errors import BusyError
 from images import relations, selectors, services
 from images.api import serializers as s
@@ -272,12 +271,10 @@ class ImageViewSet(
         return Response(body, status=status_code, headers=headers)
 
     @staticmethod
-    @contextmanager
-    def _decision() -> Iterator[None]:
-        # The decision and the image as it then is, in one transaction and one pipeline: the answer shows
-        # this decision's outcome, and on PostgreSQL its reads go with the decision's round trips.
-        with transaction.atomic(using=router.db_for_write(Image)), pipelined(router.db_for_write(Image)):
-            yield
+    def _decision() -> AbstractContextManager[None]:
+        # The decision and the image as it then is: on PostgreSQL in one transaction and pipeline, the
+        # answer's reads going with the decision's round trips.
+        return pipelined_transaction(router.db_for_write(Image))
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = s.ImageUploadSerializer(data=request.data)
