@@ -230,14 +230,19 @@ if DATABASE_URL:
         DATABASES["default"]["CONN_MAX_AGE"] = 0
     elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # The server binds the parameters (psycopg's client-side binding quoted each value into the SQL
-        # in Python), and a statement a connection has run PREPARE_THRESHOLD times is prepared: the same
-        # few statements serve every request, so the server stops parsing and planning them each time.
-        # DATABASE_PREPARED_STATEMENTS=false for a connection pooler that keeps no prepared statements
-        # (PgBouncer before 1.21 in transaction mode).
-        DATABASES["default"].setdefault("OPTIONS", {}).update(
-            server_side_binding=True,
-            prepare_threshold=5 if env.bool("DATABASE_PREPARED_STATEMENTS", True) else None,
-        )
+        # in Python), and a statement a connection has run five times is prepared: the same few
+        # statements serve every request, so the server stops parsing them each time. Each run is still
+        # planned for its own values (plan_cache_mode): a plan made once for any value, which PostgreSQL
+        # switches to after five runs when it looks no dearer, cannot use what only the values tell (a
+        # partial index, how many rows a search's words match). DATABASE_PREPARED_STATEMENTS=false for a
+        # connection pooler that keeps no prepared statements (PgBouncer before 1.21 in transaction
+        # mode); then no startup option is sent either.
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = True
+        options["prepare_threshold"] = None
+        if env.bool("DATABASE_PREPARED_STATEMENTS", True):
+            options["prepare_threshold"] = 5
+            options["options"] = f"{options.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
 else:
     DATABASES = {
         "default": {

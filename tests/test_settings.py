@@ -212,10 +212,14 @@ def test_web_processes_keep_sqlite_connections_and_pool_postgresql_ones(tmp_path
     assert postgresql.stdout.split() == ["0", "True"], postgresql.stderr
 
 
-@pytest.mark.parametrize(("value", "threshold"), [("", "5"), ("true", "5"), ("false", "None")])
-def test_postgresql_binds_on_the_server_and_prepares_unless_told_not_to(tmp_path, value, threshold):
+@pytest.mark.parametrize(
+    ("value", "threshold", "options"),
+    [("", "5", "-c plan_cache_mode=force_custom_plan"), ("true", "5", "-c plan_cache_mode=force_custom_plan"),
+     ("false", "None", "")],
+)
+def test_postgresql_binds_on_the_server_and_prepares_unless_told_not_to(tmp_path, value, threshold, options):
     code = ("from django.conf import settings; o = settings.DATABASES['default']['OPTIONS'];"
-            " print(o['server_side_binding'], o['prepare_threshold'])")
+            " print(o['server_side_binding'], o['prepare_threshold'], o.get('options', ''), sep='|')")
     result = run_django(code, DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u@127.0.0.1:1/db",
                         DATABASE_PREPARED_STATEMENTS=value)
-    assert result.stdout.split() == ["True", threshold], result.stderr
+    assert result.stdout.strip().split("|") == ["True", threshold, options], result.stderr

@@ -20,7 +20,8 @@ def test_a_decision_and_its_answer_take_six_round_trips_beyond_the_requests_own(
     warm, image = make_image(), make_image()
     as_reviewer.post(f"/api/v1/images/{warm.id}/{action}", {}, format="json")  # this connection's first run
     relay.round_trips = 0
-    refused = as_reviewer.post(f"/api/v1/images/{image.id}/{action}", {"note": ["not text"], "reason": ["not text"]}, format="json")
+    not_text = {"note": ["not text"], "reason": ["not text"]}
+    refused = as_reviewer.post(f"/api/v1/images/{image.id}/{action}", not_text, format="json")
     assert refused.status_code == 400
     own = relay.round_trips  # the token, the rate limit (in the database without Redis), nothing else
     relay.round_trips = 0
