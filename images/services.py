@@ -105,8 +105,9 @@ def images_transition(
     `batch_action`, a `batch.completed` event is recorded with the counts.
     """
     ids = unique_ids(image_ids)
-    # Pipelined: the lock, the update, the history, the events' sequence and the events take three round
-    # trips to PostgreSQL and the commit one, instead of one each (nothing in here catches a database error).
+    # Pipelined: BEGIN, the lock, the update + history + the events' sequence, and the events with the
+    # block's end take four round trips to PostgreSQL (and COMMIT one), not one per statement (nothing in
+    # here catches a database error).
     with transaction.atomic(), pipelined():
         rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)
         found = {row["id"]: row["status"] for row in rows}
