@@ -40,19 +40,11 @@ class _Keyed:
 _compiled: dict[tuple[Any, ...], _Keyed] = {}
 
 
-def values_in(
-    model: type[models.Model],
-    *,
-    key: str,
-    keys: Collection[Any],
-    fields: Sequence[str],
-    order_by: Sequence[str] | None = None,
-    for_update: bool = False,
-) -> list[dict[str, Any]]:
+def values_in(model: type[models.Model], **query: Any) -> list[dict[str, Any]]:
     """The `.values(*fields)` rows of `model`'s default manager whose `key` is one of `keys`, in `order_by`
     (default: the model's ordering), locked with `for_update` (`select_for_update()`, inside the caller's
-    transaction). Keys must be values of the key column's type."""
-    return values_in_later(model, key=key, keys=keys, fields=fields, order_by=order_by, for_update=for_update)()
+    transaction); the arguments are `values_in_later`'s. Keys must be values of the key column's type."""
+    return values_in_later(model, **query)()
 
 
 def values_in_later(
