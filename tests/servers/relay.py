@@ -49,7 +49,7 @@ class RoundTripRelay:
                     else:
                         server_spoke_last = False
                         server.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # closed by close() (select() refuses a closed socket: ValueError)
             return
         finally:
             client.close()
