@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -141,12 +144,9 @@ async def _whole_plain(handler) -> tuple[int, bytes]:
 def test_the_served_application_is_loaded_whole_and_then_frozen(tmp_path):
     # The web process imports pod_gateway.asgi: its URL patterns (and the views behind them) are loaded
     # before the collector is told to leave what is loaded out of its full passes.
-    import subprocess
-    import sys
-
     probe = ("import gc, sys; import pod_gateway.asgi; "
              "print(gc.get_freeze_count() > 0, 'images.api.views' in sys.modules)")
     env = {**os.environ, "DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "pod_gateway.settings"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
