@@ -184,7 +184,7 @@ def _webhook_schedule_issues() -> list[ConfigIssue]:
 def _web_thread_issues(*, probe: bool) -> list[ConfigIssue]:
     """PostgreSQL connections: web threads that can outnumber their process' pool, pools that can
     outnumber what the server accepts."""
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         return []
     issues = []
     if settings.WEB_THREADS > settings.DATABASE_POOL_MAX_SIZE:

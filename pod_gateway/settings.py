@@ -222,6 +222,8 @@ SQLITE_OPTIONS = {
 # Django's SQLite backend that knows SQLite's real parameter limit, so bulk inserts of a 500-image
 # batch are not split into several statements (see core/db/sqlite3/base.py).
 SQLITE_ENGINE = "core.db.sqlite3"
+# Django's PostgreSQL backend reading timestamps with psycopg's compiled loader (core/db/postgresql/base.py).
+POSTGRESQL_ENGINE = "core.db.postgresql"
 if DATABASE_URL:
     DATABASES = {"default": env.dj_db_url("DATABASE_URL", conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -229,6 +231,7 @@ if DATABASE_URL:
         DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
         DATABASES["default"]["CONN_MAX_AGE"] = 0
     elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = POSTGRESQL_ENGINE
         # The server binds the parameters (psycopg's client-side binding quoted each value into the SQL
         # in Python), and a statement a connection has run five times is prepared: the same few
         # statements serve every request, so the server stops parsing them each time. Each run is still
@@ -573,7 +576,7 @@ if os.environ.get("POD_SERVER_INTERFACE") == "asgi":
         DATABASES["default"]["CONN_MAX_AGE"] = None
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DATABASES["default"]["ENGINE"] == POSTGRESQL_ENGINE:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10,
         }

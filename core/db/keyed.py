@@ -4,8 +4,9 @@ Every image body reads the same small queries with other ids: its history and it
 (50 ids for a list page, one for a detail or a decision). Building and compiling those QuerySets cost
 several times what the database took to answer an indexed read, on every request. Here Django builds
 and compiles the query once per model, key, fields, ordering and size bucket (the ids are padded to the
-next power of two by repeating one, which selects the same rows), and each call only sets the ids as
-the statement's parameters and converts the values as `.values()` would (the compiler's converters, for
+next power of two by repeating one, which selects the same rows; on PostgreSQL they are one array
+parameter and there is one statement for any number), and each call only sets the ids as the
+statement's parameters and converts the values as `.values()` would (the compiler's converters, for
 this thread's connection). Django has no such cache of its own and no maintained package offers one.
 
 Only plain cases are compiled once: a default manager that adds no filter, annotation, slice or
@@ -35,6 +36,7 @@ MAX_COMPILED_KEYS = 1024
 class _Keyed:
     compiled: Compiled
     positions: tuple[int, ...]  # where the keys go among its parameters
+    array: int | None  # or the parameter that is their array (PostgreSQL; `core.db.lookups.InValues`)
 
 
 _compiled: dict[tuple[Any, ...], _Keyed] = {}
@@ -63,7 +65,8 @@ def values_in_later(
         return list
     # A locking read goes where writes go, as select_for_update() sends it.
     alias = router.db_for_write(model) if for_update else router.db_for_read(model)
-    bucket = 1 << (len(keys) - 1).bit_length()
+    connection = connections[alias]
+    bucket = 0 if connection.vendor == "postgresql" else 1 << (len(keys) - 1).bit_length()
     shape = (model, alias, key, tuple(fields), tuple(order_by) if order_by is not None else None, for_update,
              bucket)
     compiled = _compiled.get(shape)
@@ -78,12 +81,14 @@ def values_in_later(
         if not plain or not stored_as_given(model._meta.get_field(key)) or len(keys) > MAX_COMPILED_KEYS:
             queryset = base.filter(InValues(F(key), keys)).values(*fields)
             return lambda: list(queryset)
-        compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket))
+        compiled = _compiled.setdefault(shape, _compile(base, alias, key, fields, bucket or 1))
     params = list(compiled.compiled.params)
-    padded = keys + [keys[-1]] * (bucket - len(keys))
-    for position, value in zip(compiled.positions, padded, strict=True):
-        params[position] = value
-    connection = connections[alias]
+    if compiled.array is not None:
+        params[compiled.array] = keys
+    else:
+        padded = keys + [keys[-1]] * (bucket - len(keys))
+        for position, value in zip(compiled.positions, padded, strict=True):
+            params[position] = value
     if for_update and connection.features.has_select_for_update and connection.get_autocommit():
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
     return send_rows(compiled.compiled, params, alias)
@@ -94,7 +99,12 @@ def _compile(base: models.QuerySet, alias: str, key: str, fields: Sequence[str],
     marks = [f"\x00key {n}" for n in range(bucket)]
     compiled = compile_values(base.filter(InValues(F(key), marks)).values(*fields), alias)
     at = {id(mark): n for n, mark in enumerate(marks)}
-    found = {at[id(value)]: position for position, value in enumerate(compiled.params) if id(value) in at}
+    arrays = [position for position, value in enumerate(compiled.params)
+              if isinstance(value, list) and [at.get(id(mark)) for mark in value] == list(range(bucket))]
+    if len(arrays) == 1:
+        return _Keyed(compiled, positions=(), array=arrays[0])
+    found = {at[id(value)]: position for position, value in enumerate(compiled.params)
+             if not isinstance(value, list) and id(value) in at}
     if sorted(found) != list(range(bucket)):
         raise RuntimeError(f"values_in: the keys of {base.model.__name__}.{key} are not plain parameters")
-    return _Keyed(compiled, positions=tuple(found[n] for n in range(bucket)))
+    return _Keyed(compiled, positions=tuple(found[n] for n in range(bucket)), array=None)

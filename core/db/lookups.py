@@ -5,6 +5,10 @@ foreign key to its target field); for the 50 ids of a list page that was most of
 history and products queries behind it, more than the database took to answer. Where a value of the
 column's type is its own database value there is nothing to prepare, so the ids go into the
 statement's parameters as given. Any other column type is prepared as `__in` would.
+
+On PostgreSQL the values are one parameter, an array (`column = ANY(%s)`): one statement text for any
+number of values, so the server prepares it once, and psycopg does not parse a long list of
+placeholders again on each call (its cache of parsed statements takes at most 50 parameters).
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ class InValues(In):
     def _plain(self) -> bool:
         field = getattr(self.lhs, "output_field", None)
         return isinstance(field, models.Field) and stored_as_given(field)
+
+    def as_postgresql(self, compiler, connection):
+        if self.rhs_is_direct_value() and self._plain():
+            lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+            # NULL never equals a key, as `IN` leaves it out; no values select no rows.
+            values = [value for value in dict.fromkeys(self.rhs) if value is not None]
+            return f"{lhs_sql} = ANY(%s)", (*lhs_params, values)
+        return self.as_sql(compiler, connection)
 
     def batch_process_rhs(self, compiler, connection, rhs=None):
         if self.rhs_is_direct_value():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from core.actors import Actor, Via
 from core.db import keyed
@@ -63,8 +65,23 @@ def test_a_shape_is_compiled_once_and_each_call_reads_its_own_keys(images, monke
         rows = values_in(ImageTransition, key="image_id", keys=[image.id], fields=FIELDS)
         assert rows == _orm([image.id]) and {row["image_id"] for row in rows} == {image.id}
     assert len(compiled) == 1
-    values_in(ImageTransition, key="image_id", keys=[images[0].id, images[1].id], fields=FIELDS)
-    assert len(compiled) == 2  # another size bucket
+    ids = [images[0].id, images[1].id]
+    assert values_in(ImageTransition, key="image_id", keys=ids, fields=FIELDS) == _orm(ids)
+    # SQLite: another size bucket; PostgreSQL: the keys are one array parameter, one statement for any number.
+    assert len(compiled) == (1 if connection.vendor == "postgresql" else 2)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="array parameters are PostgreSQL's")
+def test_postgresql_sends_the_keys_as_one_array_parameter(images, monkeypatch):
+    monkeypatch.setattr(keyed, "_compiled", {})
+    ids = [image.id for image in images]
+    for count in (1, 3, len(ids)):
+        with CaptureQueriesContext(connection) as queries:
+            rows = values_in(ImageTransition, key="image_id", keys=ids[:count] + ["img_missing"] * 60, fields=FIELDS)
+        assert rows == _orm(ids[:count])
+        (query,) = queries.captured_queries
+        assert "= ANY(" in query["sql"] and " IN (" not in query["sql"]
+    assert len(keyed._compiled) == 1
 
 
 def test_a_key_column_that_needs_preparing_runs_through_the_orm(images, monkeypatch):

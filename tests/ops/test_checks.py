@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.core.management.base import CommandError
 
 from core.checks import check_configuration, config_issues
@@ -72,7 +73,7 @@ def test_a_statsd_host_that_does_not_resolve_is_reported_not_checked_on_every_co
 
 def test_more_web_threads_than_pooled_connections_is_a_warning_on_postgresql(settings):
     settings.WEB_THREADS = settings.DATABASE_POOL_MAX_SIZE + 1
-    postgresql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    postgresql = connection.vendor == "postgresql"
     assert ("W023" in codes()) is postgresql
     settings.WEB_THREADS = settings.DATABASE_POOL_MAX_SIZE
     assert "W023" not in codes()
@@ -80,7 +81,7 @@ def test_more_web_threads_than_pooled_connections_is_a_warning_on_postgresql(set
 
 def test_pools_that_can_outnumber_the_servers_connection_limit_are_reported_not_system_checked(settings):
     settings.WEB_WORKERS = 10_000
-    postgresql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    postgresql = connection.vendor == "postgresql"
     assert ("W024" in codes()) is postgresql
     assert "pod_gateway.W024" not in {message.id for message in check_configuration()}
     settings.WEB_WORKERS = 1
