@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 
 from django.db import router
 from django.db.models import Prefetch, QuerySet
@@ -236,7 +236,12 @@ class ImageViewSet(
     @staticmethod
     def _render_rows(context: dict, renderer: s.RowRenderer, rows: list[dict]) -> list[dict]:
         """ImageSerializer's body for `.values()` rows of the renderer's columns, with their products."""
-        context["products"] = relations.product_summaries([row["id"] for row in rows])
+        # On PostgreSQL the products and the history are sent together and answered when the pipeline
+        # ends, read after it: one round trip for both.
+        with pipelined(router.db_for_read(Image)):
+            products = relations.product_summaries_later([row["id"] for row in rows])
+            renderer.send(rows)
+        context["products"] = products()
         return renderer.render(rows)
 
     def get_parsers(self):
@@ -254,27 +259,37 @@ class ImageViewSet(
         return super().get_renderers()
 
     def _image_response(self, image_id: str, status_code: int = 200, headers: dict | None = None) -> Response:
-        # The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
-        # `.values()` row): building the serializer's fields for one instance cost more than the decision.
-        context, renderer = self._renderer()
-        # The row, its products and its history: on PostgreSQL the three reads take two round trips (the
-        # reads' and the pipeline's end), not three.
         with pipelined(router.db_for_read(Image)):
-            row = values_in_later(Image, key="id", keys=[image_id], fields=renderer.columns)
-            products = relations.product_summaries_later([image_id])
-            renderer.send([{"id": image_id}])
+            answer = self._image_answer(image_id)
+        return answer(status_code, headers)
+
+    def _image_answer(self, image_id: str) -> Callable[..., Response]:
+        """The image as it now is, rendered like a list row (RowRenderer: the serializer's own fields from a
+        `.values()` row; building the serializer's fields for one instance cost more than the decision).
+        Its three reads (the row, its products, its history) are sent now and read by the function returned,
+        `(status_code=200, headers=None) -> Response`: called after a `pipelined()` block that sent them
+        has ended, they took that block's last round trip on PostgreSQL."""
+        context, renderer = self._renderer()
+        row = values_in_later(Image, key="id", keys=[image_id], fields=renderer.columns)
+        products = relations.product_summaries_later([image_id])
+        renderer.send([{"id": image_id}])
+
+        def answer(status_code: int = 200, headers: dict | None = None) -> Response:
             rows = row()
             if not rows:
                 raise NotFound()  # deleted meanwhile (a concurrent batch/delete or prune)
             context["products"] = products()
-            body = renderer.render(rows)[0]
-        return Response(body, status=status_code, headers=headers)
+            return Response(renderer.render(rows)[0], status=status_code, headers=headers)
 
-    @staticmethod
-    def _decision() -> AbstractContextManager[None]:
-        # The decision and the image as it then is: on PostgreSQL in one transaction and pipeline, the
-        # answer's reads going with the decision's round trips.
-        return pipelined_transaction(router.db_for_write(Image))
+        return answer
+
+    def _decided(self, decide: Callable[[], object], image_id: str) -> Response:
+        """The decision and the image as it then is: on PostgreSQL in one transaction and pipeline, the
+        answer's reads sent with the decision's last statements and answered by the pipeline's end."""
+        with pipelined_transaction(router.db_for_write(Image)):
+            decide()
+            answer = self._image_answer(image_id)
+        return answer()
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = s.ImageUploadSerializer(data=request.data)
@@ -324,23 +339,22 @@ class ImageViewSet(
     def approve(self, request: Request, *args, **kwargs) -> Response:
         data = s.ApproveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        with self._decision():
-            services.image_approve(image_id=kwargs["pk"], actor=api_actor(request), note=data.validated_data["note"])
-            return self._image_response(kwargs["pk"])
+        decide = functools.partial(services.image_approve, image_id=kwargs["pk"], actor=api_actor(request),
+                                   note=data.validated_data["note"])
+        return self._decided(decide, kwargs["pk"])
 
     @action(detail=True, methods=["post"], rate_tier="approval")
     def reject(self, request: Request, *args, **kwargs) -> Response:
         data = s.RejectInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        with self._decision():
-            services.image_reject(image_id=kwargs["pk"], actor=api_actor(request), reason=data.validated_data["reason"])
-            return self._image_response(kwargs["pk"])
+        decide = functools.partial(services.image_reject, image_id=kwargs["pk"], actor=api_actor(request),
+                                   reason=data.validated_data["reason"])
+        return self._decided(decide, kwargs["pk"])
 
     @action(detail=True, methods=["post"], rate_tier="approval")
     def reset(self, request: Request, *args, **kwargs) -> Response:
-        with self._decision():
-            services.image_reset(image_id=kwargs["pk"], actor=api_actor(request))
-            return self._image_response(kwargs["pk"])
+        decide = functools.partial(services.image_reset, image_id=kwargs["pk"], actor=api_actor(request))
+        return self._decided(decide, kwargs["pk"])
 
 
 # --- Batches -----------------------------------------------------------------------------------
