@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
 
+from core.db.pipeline import pipelined, pipelines
+
 MAX_PAGE_SIZE = 200
 # Digits only, and few enough to be a number a page could have (int() would also read "١٢" or " 7").
 _NUMBER_RE = re.compile(r"[0-9]{1,9}")
@@ -45,7 +47,51 @@ class PagePagination(PageSizeMixin, PageNumberPagination):
         number = request.query_params.get(self.page_query_param)
         if number is not None and number not in self.last_page_strings and _whole_number(number) is None:
             raise ValidationError({self.page_query_param: ["A page number (1, 2, …) or 'last' is required."]})
+        if number not in self.last_page_strings:
+            queryset = _SentPage.of(queryset, self.get_page_size(request), int(number or 1))
         return super().paginate_queryset(queryset, request, view)
+
+
+class _SentPage:
+    """A list's count and the page asked for, sent together and answered as Django's Paginator asks.
+
+    The paginator counts first (to know the pages) and then reads the page: two round trips to
+    PostgreSQL. When the queryset can send both reads without waiting (`count_later()`, `send()`), both go
+    in one pipeline (`core.db.pipeline`) and are answered by its end; the paginator then reads them here.
+    A slice other than the one sent (never, unless the paginator changes) runs the query as usual. Only
+    for pages that start within the first SENT_AHEAD_ROWS rows: a page past the end is read for nothing,
+    and reading one far past it would walk the whole table (the count alone answers it 404).
+    """
+
+    SENT_AHEAD_ROWS = 10_000
+
+    def __init__(self, queryset, count: int, bottom: int, top: int, rows: list) -> None:
+        self._queryset, self._count, self._bottom, self._top, self._rows = queryset, count, bottom, top, rows
+        self.ordered = queryset.ordered  # the paginator warns about unordered lists
+
+    @classmethod
+    def of(cls, queryset, size: int, number: int):
+        count_later = getattr(queryset, "count_later", None)
+        bottom, top = (number - 1) * size, number * size
+        if count_later is None or not hasattr(queryset, "send") or bottom >= cls.SENT_AHEAD_ROWS or \
+                not pipelines(queryset.db):
+            return queryset
+        with pipelined(queryset.db):
+            count = count_later()
+            if count is None:
+                return queryset
+            rows = queryset[bottom:top].send()
+        return cls(queryset, count(), bottom, top, rows())
+
+    def count(self) -> int:
+        return self._count
+
+    def __getitem__(self, key):
+        # The last page's slice ends at the count, within the page sent (whose rows end with the table's).
+        if isinstance(key, slice) and key.step is None and key.start == self._bottom and key.stop is not None \
+                and key.stop <= self._top:
+            return self._rows[: key.stop - key.start]
+        return self._queryset[key]
 
 
 class CursorPage(PageSizeMixin, CursorPagination):

@@ -3,6 +3,7 @@ list's filters and the counts by status (the API, the admin and the management c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypedDict
 
 from django.db import connections, router
@@ -10,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
 from core.db.compiled import PlainValuesQuerySet
-from core.db.counters import status_counts
+from core.db.counters import status_counts_later
 from core.db.textsearch import text_match, text_search
 from images import relations
 from images.models import Generation, Image, ImageStatus
@@ -77,13 +78,21 @@ class CountedImages(PlainValuesQuerySet):
         return clone
 
     def count(self) -> int:
+        later = self.count_later()
+        return super().count() if later is None else later()
+
+    def count_later(self) -> Callable[[], int] | None:
+        """When the count is the counters': it in two steps, the read sent now (`core.db.counters`) and
+        answered by the function returned; else None."""
         query = self.query
         if self._counted and not (query.is_sliced or query.distinct or query.combinator or self._result_cache):
             reference = Image.objects.all() if self._counted_status is None else \
                 Image.objects.filter(status=self._counted_status)
             if query.where == reference.query.where:
-                return image_status_count(self._counted_status)
-        return super().count()
+                counts = _counts_later(Image)
+                status = self._counted_status
+                return lambda: sum(counts().values()) if status is None else counts().get(status, 0)
+        return None
 
 
 def images_all(status: str | None = None) -> QuerySet[Image]:
@@ -130,8 +139,13 @@ def images_search(queryset: QuerySet[Image], words: str) -> QuerySet[Image]:
 # --- Counts ------------------------------------------------------------------------------------
 
 def _counts(model: type) -> dict[str, int]:
+    return _counts_later(model)()
+
+
+def _counts_later(model: type) -> Callable[[], dict[str, int]]:
     table = model._meta.db_table
-    return status_counts(connections[router.db_for_read(model)], [table])[table]
+    counts = status_counts_later(connections[router.db_for_read(model)], [table])
+    return lambda: counts()[table]
 
 
 def stats() -> Stats:

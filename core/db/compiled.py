@@ -123,15 +123,31 @@ class PlainValuesQuerySet(QuerySet):
 
     def _fetch_all(self) -> None:
         if self._result_cache is None and self._iterable_class is ValuesIterable and not self._prefetch_related_lookups:
-            shape = _plain_shape(self)
-            if shape is not None:
-                compiled = _plain.get(shape)
-                if compiled is None:
-                    if len(_plain) >= MAX_SHAPES:
-                        _plain.clear()
-                    compiled = _plain.setdefault(shape, compile_values(self, self.db))
+            compiled = self._plain_compiled()
+            if compiled is not None:
                 self._result_cache = read_rows(compiled, compiled.params, self.db)
         super()._fetch_all()
+
+    def send(self) -> Callable[[], list[dict[str, Any]]]:
+        """The rows in two steps: the statement sent now (`send_rows`), the function returned reads them
+        (once). `.values()` rows of any query (compiled by Django, once per shape for the plain ones);
+        anything else, or rows already read, as `list(queryset)` when called."""
+        if self._result_cache is not None or self._iterable_class is not ValuesIterable or \
+                self._prefetch_related_lookups:
+            return lambda: list(self)
+        compiled = self._plain_compiled() or compile_values(self, self.db)
+        return send_rows(compiled, compiled.params, self.db)
+
+    def _plain_compiled(self) -> Compiled | None:
+        shape = _plain_shape(self)
+        if shape is None:
+            return None
+        compiled = _plain.get(shape)
+        if compiled is None:
+            if len(_plain) >= MAX_SHAPES:
+                _plain.clear()
+            compiled = _plain.setdefault(shape, compile_values(self, self.db))
+        return compiled
 
 
 def _plain_shape(queryset: QuerySet) -> tuple[Any, ...] | None:

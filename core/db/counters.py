@@ -23,7 +23,7 @@ editor rebuilds a table for many field changes and the rebuilt table has lost it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -165,20 +165,37 @@ def _recount(cursor, table: str, column: str) -> None:
 
 def status_counts(connection: BaseDatabaseWrapper, tables: Sequence[str]) -> dict[str, dict[str, int]]:
     """Table → {status: rows} for statuses with at least one row, read from the counters."""
-    result: dict[str, dict[str, int]] = {table: {} for table in tables}
+    return status_counts_later(connection, tables)()
+
+
+def status_counts_later(
+    connection: BaseDatabaseWrapper, tables: Sequence[str]
+) -> Callable[[], dict[str, dict[str, int]]]:
+    """`status_counts` in two steps: the read is sent now and answered when the function returned is called
+    (once), so that it can share a round trip with other reads (`core.db.pipeline`)."""
     marks = ", ".join(["%s"] * len(tables))
-    with connection.cursor() as cursor:
+    cursor = connection.cursor()
+    try:
         cursor.execute(
             f"SELECT tbl, status, SUM(n), COUNT(*) FROM {TABLE} WHERE tbl IN ({marks}) GROUP BY tbl, status",
             list(tables),
         )
-        rows = cursor.fetchall()
-    for table, status, n, _pieces in rows:
-        if n:
-            result[table][status] = int(n)
-    if connection.vendor == "postgresql" and sum(pieces for *_, pieces in rows) > FOLD_AFTER_ROWS + len(rows):
-        _fold(connection, tables)
-    return result
+    except BaseException:
+        cursor.close()
+        raise
+
+    def counts() -> dict[str, dict[str, int]]:
+        with cursor:
+            rows = cursor.fetchall()
+        result: dict[str, dict[str, int]] = {table: {} for table in tables}
+        for table, status, n, _pieces in rows:
+            if n:
+                result[table][status] = int(n)
+        if connection.vendor == "postgresql" and sum(pieces for *_, pieces in rows) > FOLD_AFTER_ROWS + len(rows):
+            _fold(connection, tables)
+        return result
+
+    return counts
 
 
 def _fold(connection: BaseDatabaseWrapper, tables: Sequence[str]) -> None:

@@ -26,12 +26,17 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from psycopg import pq
 
 
+def pipelines(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether a `pipelined()` block on this database sends its statements without waiting (PostgreSQL)."""
+    return connections[using].vendor == "postgresql"
+
+
 @contextmanager
 def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    connection = connections[using]
-    if connection.vendor != "postgresql":
+    if not pipelines(using):
         yield
         return
+    connection = connections[using]
     connection.ensure_connection()
     if connection.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
         yield  # inside another block: its end waits for these statements too (a nested one would wait here)
@@ -48,7 +53,7 @@ def pipelined_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     (an API answer showing it) share their round trips; the services inside keep their own transactions
     (savepoints then). Elsewhere the block as it is: on SQLite a transaction around the reads would only
     hold the database's one write lock longer."""
-    if connections[using].vendor != "postgresql":
+    if not pipelines(using):
         yield
         return
     with transaction.atomic(using=using), pipelined(using):

@@ -39,22 +39,34 @@ def test_a_decision_and_its_answer_take_five_round_trips_beyond_the_requests_own
     assert ImageTransition.objects.filter(image_id=image.id).count() == 1
 
 
-def test_a_list_page_reads_its_products_and_history_in_one_round_trip(as_reviewer, make_image, relay):
+@pytest.mark.parametrize("query", ["", "&status=approved"])
+def test_a_list_page_takes_two_round_trips_beyond_the_requests_own(as_reviewer, make_image, relay, query):
     images = [make_image() for _ in range(3)]
-    as_reviewer.post(f"/api/v1/images/{images[0].id}/approve", {}, format="json")
-    as_reviewer.get("/api/v1/images?page_size=2")  # this connection's first run of each statement
+    for image in images:
+        as_reviewer.post(f"/api/v1/images/{image.id}/approve", {}, format="json")
+    for _ in range(6):  # past the runs after which the connection prepares each statement
+        as_reviewer.get(f"/api/v1/images?page_size=3{query}")
     relay.round_trips = 0
-    past_the_end = as_reviewer.get("/api/v1/images?page_size=2&page=99")  # the token, the limit, the count
-    assert past_the_end.status_code == 404
-    own = relay.round_trips
+    refused = as_reviewer.get(f"/api/v1/images?page_size=3&page=first{query}")
+    assert refused.status_code == 400
+    own = relay.round_trips  # the token (the rate limit is in Redis, or in the database)
     relay.round_trips = 0
 
-    response = as_reviewer.get("/api/v1/images?page_size=3")
+    response = as_reviewer.get(f"/api/v1/images?page_size=3{query}")
 
     assert response.status_code == 200
-    # The page, then its products and history together; one each before.
+    # The count with the page, then the page's products with its history; one each before.
     assert relay.round_trips - own <= 2
     body = response.json()
     assert body["count"] == 3 and {row["id"] for row in body["results"]} == {image.id for image in images}
-    approved = next(row for row in body["results"] if row["id"] == images[0].id)
-    assert [entry["to_status"] for entry in approved["history"]] == [ImageStatus.APPROVED]
+    assert all([entry["to_status"] for entry in row["history"]] == [ImageStatus.APPROVED] for row in body["results"])
+
+
+def test_the_last_page_and_a_page_past_the_end_are_answered_as_before(as_reviewer, make_image):
+    ids = {make_image().id for _ in range(5)}
+    last = as_reviewer.get("/api/v1/images?page_size=2&page=3").json()
+    assert last["count"] == 5 and len(last["results"]) == 1 and last["next"] is None
+    assert as_reviewer.get("/api/v1/images?page_size=2&page=last").json()["results"] == last["results"]
+    pages = [as_reviewer.get(f"/api/v1/images?page_size=2&page={n}").json()["results"] for n in (1, 2, 3)]
+    assert {row["id"] for page in pages for row in page} == ids
+    assert as_reviewer.get("/api/v1/images?page_size=2&page=4").status_code == 404
