@@ -6,8 +6,8 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.core.management.base import CommandError
+from django.db import connection
 
 from core.checks import check_configuration, config_issues
 
