@@ -13,6 +13,7 @@ placeholders again on each call (its cache of parsed statements takes at most 50
 
 from __future__ import annotations
 
+from django.core.exceptions import EmptyResultSet
 from django.db import models
 from django.db.models.lookups import In
 
@@ -47,8 +48,10 @@ class InValues(In):
     def as_postgresql(self, compiler, connection):
         if self.rhs_is_direct_value() and self._plain():
             lhs_sql, lhs_params = self.process_lhs(compiler, connection)
-            # NULL never equals a key, as `IN` leaves it out; no values select no rows.
+            # NULL never equals a key, as `IN` leaves it out; no values select no rows, as with `IN`.
             values = [value for value in dict.fromkeys(self.rhs) if value is not None]
+            if not values:
+                raise EmptyResultSet
             return f"{lhs_sql} = ANY(%s)", (*lhs_params, values)
         return self.as_sql(compiler, connection)
 

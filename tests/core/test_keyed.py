@@ -6,11 +6,13 @@ import datetime
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from core.actors import Actor, Via
 from core.db import keyed
 from core.db.keyed import values_in
+from core.db.lookups import InValues
 from images.models import Image, ImageTransition
 from images.services import images_approve, images_reset
 
@@ -82,6 +84,12 @@ def test_postgresql_sends_the_keys_as_one_array_parameter(images, monkeypatch):
         (query,) = queries.captured_queries
         assert "= ANY(" in query["sql"] and " IN (" not in query["sql"]
     assert len(keyed._compiled) == 1
+
+
+def test_no_keys_but_null_select_no_rows_as_in_does(images):
+    assert list(ImageTransition.objects.filter(InValues(F("image_id"), [None])).values("id")) == []
+    assert list(ImageTransition.objects.filter(InValues(F("image_id"), [None, images[0].id])).values("image_id")) \
+        == list(ImageTransition.objects.filter(image_id=images[0].id).values("image_id"))
 
 
 def test_a_key_column_that_needs_preparing_runs_through_the_orm(images, monkeypatch):
