@@ -6,14 +6,17 @@ import datetime
 import functools
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
+import orjson
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import models
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.fields.reverse_related import ManyToOneRel
 from django.db.models.query_utils import DeferredAttribute
+from django.utils import timezone, translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -123,6 +126,15 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    # RowRenderer may give a row the body it rendered before for the same column values (see RowMemo):
+    # every field but the nested history and these reads only the image's columns and what
+    # row_memo_context() returns. Declared for this class alone; a subclass declares its own.
+    row_memo_per_request = ("products", "product")
+
+    def row_memo_context(self) -> Hashable:
+        """What the remembered fields read besides the row: the stems of this request's file URLs."""
+        return self._file_url.stem, self._thumbnail_url.stem
+
     @extend_schema_field(ImageProductSerializer(many=True))
     def get_products(self, image: Image) -> list[dict[str, Any]]:
         """Every product of the image, newest first."""
@@ -192,6 +204,7 @@ def _url_maker(name: str, request: Request) -> Callable[[str], str]:
             return f"{before}{image_id}{after}"
         return reverse(name, kwargs={"pk": image_id}, request=request)
 
+    url.stem = (before, after)  # the same for two requests: the same URL for every id
     return url
 
 
@@ -211,6 +224,7 @@ class RowRenderer:
     read as the instance, a nested `many=True` model serializer of a reverse foreign key rendered the
     same way from one query for all rows. Any other field raises ImproperlyConfigured instead of
     rendering unlike the detail. Select `columns`, then `render()` the rows; one renderer per request.
+    A serializer that declares it reuses the bodies rendered for rows with the same values (RowMemo).
     """
 
     def __init__(self, serializer: serializers.ModelSerializer) -> None:
@@ -221,6 +235,16 @@ class RowRenderer:
         self._readers = [part.bind(serializer) for _, part in plan.parts]
         self._nested = [read for read in self._readers if isinstance(read, _NestedReader)]
         self._methods = any(isinstance(part, _MethodPart) for _, part in plan.parts)
+        self._memo = plan.memo
+        if self._memo is not None:
+            self._memo_context = (serializer.row_memo_context(), timezone.get_current_timezone_name(),
+                                  translation.get_language())
+            fresh = {name for name, part in plan.parts if name in self._memo.per_request or
+                     isinstance(part, _NestedPart)}
+            self._fresh = [(name, read) for name, read in zip(self._names, self._readers, strict=True)
+                           if name in fresh]
+            self._fresh_methods = any(isinstance(part, _MethodPart) for name, part in plan.parts if name in fresh)
+            self._placeholders = dict.fromkeys(fresh)
 
     def send(self, rows: Rows) -> None:
         """Send the nested lists' reads for these rows now (rows as far as known: the columns the lists
@@ -234,10 +258,98 @@ class RowRenderer:
             return [{} for _ in rows]
         for nested in self._nested:
             nested.load({row[nested.parent_key] for row in rows})
-        instances = self._attributes.instances(rows) if self._methods else ()
+        if self._memo is None:
+            return self._rendered(rows, self._names, self._readers, self._methods)
+        memo, context = self._memo, self._memo_context
+        keys = [memo.key(context, row) for row in rows]
+        bodies = [memo.get(key) for key in keys]
+        missing = [n for n, body in enumerate(bodies) if body is None]
+        if missing:
+            fresh = self._rendered([rows[n] for n in missing], self._names, self._readers, self._methods)
+            for n, body in zip(missing, fresh, strict=True):
+                # Kept without what is rendered per request (the copies below fill it in, in its place).
+                bodies[n] = body | self._placeholders
+                memo.put(keys[n], bodies[n])
+            if len(missing) == len(rows):
+                return fresh
+        names = [name for name, _ in self._fresh]
+        per_request = self._rendered(rows, names, [read for _, read in self._fresh], self._fresh_methods)
+        # A copy per response, its members in the serializer's order (a member given again keeps its place).
+        return [{**body, **values} for body, values in zip(bodies, per_request, strict=True)]
+
+    def _rendered(self, rows: Rows, names: list[str], readers: list[ColumnReader], methods: bool) -> list[dict]:
+        instances = self._attributes.instances(rows) if methods else ()
         # Field by field over all rows, then row by row: the loops run in C, the fields' own code in Python.
-        values = [read(rows, instances) for read in self._readers]
-        return [dict(zip(self._names, row_values, strict=True)) for row_values in zip(*values, strict=True)]
+        values = [read(rows, instances) for read in readers]
+        return [dict(zip(names, row_values, strict=True)) for row_values in zip(*values, strict=True)]
+
+
+class RowMemo:
+    """The bodies a RowRenderer made, by the row's column values and the request's `row_memo_context()`.
+
+    A list page is mostly the rows the previous request showed (a reviewer paging, a client polling);
+    rendering a row's twenty fields again cost more than the queries. A serializer that declares
+    `row_memo_per_request` (names of fields read per request; nested lists always are) and
+    `row_memo_context()` (a hashable of everything else its fields read besides the row: URL stems)
+    promises that its other fields are a function of the row's values and that context. The key is
+    every column the row holds (JSON as its canonical text), the context, the current time zone and
+    language: a row changed in any way — by the gateway, a script or a restore — is another key, so a
+    kept body is never stale. At most MAX_ROWS bodies per serializer class, then it starts over (a
+    page is at most 200 rows); emptied when a setting changes (the fields read settings when bound).
+    The kept bodies are shared: responses get copies, and nothing may change a body in place.
+    """
+
+    MAX_ROWS = 2048
+
+    def __init__(self, model: type[models.Model], columns: Sequence[str], per_request: Sequence[str]) -> None:
+        self.per_request = frozenset(per_request)
+        fields = {field.attname: field for field in model._meta.concrete_fields}
+        self._values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        self._json = [n for n, name in enumerate(columns) if isinstance(fields.get(name), models.JSONField)]
+        self._bodies: dict[Hashable, dict[str, Any]] = {}
+        _MEMOS.append(self)
+
+    def key(self, context: Hashable, row: dict[str, Any]) -> Hashable | None:
+        values = self._values(row)
+        if self._json:
+            values = list(values)
+            try:
+                for n in self._json:
+                    values[n] = orjson.dumps(values[n], option=orjson.OPT_SORT_KEYS)
+            except orjson.JSONEncodeError:
+                return None  # not JSON orjson writes (a custom decoder's objects): not kept
+            values = tuple(values)
+        return context, values
+
+    def get(self, key: Hashable | None) -> dict[str, Any] | None:
+        try:
+            return self._bodies.get(key)  # None for no key, and never kept under it
+        except TypeError:
+            return None  # a value that cannot be a key (a binary column's memoryview)
+
+    def put(self, key: Hashable | None, body: dict[str, Any]) -> None:
+        if key is None:
+            return
+        if len(self._bodies) >= self.MAX_ROWS:
+            self._bodies = {}
+        try:
+            self._bodies[key] = body
+        except TypeError:
+            pass
+
+    def clear(self) -> None:
+        self._bodies = {}
+
+
+_MEMOS: list[RowMemo] = []
+
+
+def _forget_bodies(**kwargs: Any) -> None:
+    for memo in _MEMOS:
+        memo.clear()
+
+
+setting_changed.connect(_forget_bodies)
 
 
 class _RowPlan:
@@ -245,10 +357,11 @@ class _RowPlan:
 
     The plan of a class is made from a context-free instance, so it keeps no request. A serializer
     whose fields are not its class's alone (get_fields() overridden, or fields the instance has
-    already built or changed) is planned from the instance itself, each time.
+    already built or changed) is planned from the instance itself, each time, and keeps no bodies.
     """
 
     _of_class: ClassVar[dict[type, _RowPlan]] = {}
+    memo: RowMemo | None = None
 
     @classmethod
     def of(cls, serializer: serializers.ModelSerializer) -> _RowPlan:
@@ -256,7 +369,10 @@ class _RowPlan:
         if "fields" in vars(serializer) or kind.get_fields not in _CLASS_FIELDS:
             return cls(serializer)
         if kind not in cls._of_class:
-            cls._of_class[kind] = cls(kind())
+            plan = cls(kind())
+            if "row_memo_per_request" in vars(kind):
+                plan.memo = RowMemo(plan.model, plan.columns, kind.row_memo_per_request)
+            cls._of_class[kind] = plan
         return cls._of_class[kind]
 
     def __init__(self, serializer: serializers.ModelSerializer) -> None:

@@ -248,3 +248,101 @@ def test_unfiltered_pages_read_the_table_as_it_is_now(as_reviewer, make_image):
     assert body["count"] == 2 and [row["id"] for row in body["results"]] == [first.id]
     assert [row["id"] for row in as_reviewer.get("/api/v1/images").json()["results"]] == [second.id, first.id]
     assert [row["id"] for row in as_reviewer.get("/api/v2/images").json()["results"]] == [second.id, first.id]
+
+
+# --- Bodies kept between requests (RowMemo) -----------------------------------------------------
+
+def _page(client, **extra) -> dict[str, dict]:
+    response = client.get("/api/v1/images?page_size=50", **extra)
+    assert response.status_code == 200
+    return {row["id"]: row for row in response.json()["results"]}
+
+
+def test_a_row_changed_any_way_is_rendered_anew(as_reviewer, varied_images):
+    from django.db import connection
+
+    plain, published = varied_images["plain"], varied_images["published"]
+    before = _page(as_reviewer)
+    assert before == _page(as_reviewer)  # the kept bodies give the same page
+    # Written past the gateway's services: no updated_at, no signal.
+    Image.objects.filter(id=plain.id).update(status=ImageStatus.REJECTED, quality={"valid": False, "errors": ["x"]})
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Image._meta.db_table} SET prompt = %s WHERE id = %s", ["a new prompt", published.id])
+    after = _page(as_reviewer)
+    assert (after[plain.id]["status"], after[plain.id]["quality"]["errors"]) == ("rejected", ["x"])
+    assert after[published.id]["prompt"] == "a new prompt"
+    assert after[plain.id]["updated_at"] == before[plain.id]["updated_at"]
+    unchanged = set(after) - {plain.id, published.id}
+    assert all(after[image_id] == before[image_id] for image_id in unchanged)
+    for image_id in (plain.id, published.id):
+        assert after[image_id] == as_reviewer.get(f"/api/v1/images/{image_id}").json()
+
+
+def test_products_and_history_are_read_per_request_under_a_kept_body(as_reviewer, varied_images, reviewer):
+    plain = varied_images["plain"]
+    before = _page(as_reviewer)[plain.id]
+    assert before["products"] == [] and before["history"] == []
+    Product.objects.create(image=plain, platform="printify", status="published", external_url="https://shop.example/p/2")
+    # A history row written past the service: the image row itself does not change.
+    plain.history.create(from_status="pending", to_status="pending", actor=reviewer, via="api", note="looked")
+    after = _page(as_reviewer)[plain.id]
+    assert after["product"]["external_url"] == "https://shop.example/p/2"
+    assert [entry["note"] for entry in after["history"]] == ["looked"]
+    assert list(after) == list(before)  # the members keep their places
+    assert after == as_reviewer.get(f"/api/v1/images/{plain.id}").json()
+
+
+def test_urls_are_those_of_each_request(as_reviewer, varied_images):
+    image = varied_images["thumbnail"]
+    local = _page(as_reviewer)[image.id]
+    other = _page(as_reviewer, HTTP_HOST="127.0.0.1")[image.id]
+    assert local["file_url"].startswith("http://testserver/") and other["file_url"].startswith("http://127.0.0.1/")
+    assert other["thumbnail_url"] == f"http://127.0.0.1/api/v1/images/{image.id}/thumbnail"
+    assert as_reviewer.get("/api/v2/images").json()["results"][0]["file_url"].startswith("http://testserver/api/v2/")
+
+
+class CountedQuality(ImageSerializer):
+    """ImageSerializer counting how often it renders a quality report; its bodies are kept as ImageSerializer's."""
+
+    row_memo_per_request = ImageSerializer.row_memo_per_request
+    rendered = 0
+
+    def get_quality(self, image: Image) -> dict:
+        CountedQuality.rendered += 1
+        return super().get_quality(image)
+
+
+class NotDeclared(CountedQuality):
+    """A subclass that does not declare its own: it could read anything, so nothing of it is kept."""
+
+
+@pytest.mark.parametrize("serializer_class", [CountedQuality, NotDeclared])
+def test_a_body_is_rendered_once_for_the_same_row_only_where_the_class_declares_it(
+    as_reviewer, varied_images, monkeypatch, serializer_class
+):
+    monkeypatch.setattr(ImageViewSet, "serializer_class", serializer_class)
+    CountedQuality.rendered = 0
+    first = _page(as_reviewer)
+    assert CountedQuality.rendered == len(varied_images)
+    assert _page(as_reviewer) == first
+    kept = serializer_class is CountedQuality
+    assert CountedQuality.rendered == len(varied_images) * (1 if kept else 2)
+    Image.objects.filter(id=varied_images["plain"].id).update(prompt="changed")
+    assert _page(as_reviewer)[varied_images["plain"].id]["prompt"] == "changed"
+    assert CountedQuality.rendered == len(varied_images) * (1 if kept else 3) + (1 if kept else 0)
+
+
+def test_kept_bodies_are_bounded_and_forgotten_when_a_setting_changes(varied_images, settings):
+    from images.api.serializers import RowMemo
+
+    memo = RowMemo(Image, ["id", "quality"], per_request=[])
+    memo.put(memo.key("ctx", {"id": "a", "quality": {"b": 1, "a": [2]}}), {"id": "a"})
+    assert memo.get(memo.key("ctx", {"id": "a", "quality": {"a": [2], "b": 1}})) == {"id": "a"}  # JSON as its text
+    assert memo.get(memo.key("ctx", {"id": "a", "quality": {"a": [2], "b": 1.0}})) is None
+    assert memo.get(memo.key("other", {"id": "a", "quality": {"a": [2], "b": 1}})) is None
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
+    assert memo.get(memo.key("ctx", {"id": "a", "quality": {"a": [2], "b": 1}})) is None
+    for n in range(RowMemo.MAX_ROWS + 1):
+        memo.put(memo.key("ctx", {"id": str(n), "quality": {}}), {"id": str(n)})
+    assert memo.get(memo.key("ctx", {"id": "0", "quality": {}})) is None  # started over
+    assert memo.get(memo.key("ctx", {"id": str(RowMemo.MAX_ROWS), "quality": {}})) is not None
