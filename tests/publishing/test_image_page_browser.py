@@ -37,7 +37,9 @@ def test_image_page_shows_products_mockups_and_publish_box_on_a_laptop_screen(
             page.screenshot(path=f"{os.environ['SCREENSHOT_DIR']}/image-products-1366.png", full_page=True)
         mockups = page.locator("img.pod-mockup")
         assert mockups.count() == 2
-        assert all(mockups.nth(n).evaluate("img => img.complete && img.naturalWidth > 0") for n in range(2))
+        # The mockups load lazily (loading="lazy"), so the page's load event does not wait for them.
+        page.wait_for_function("() => [...document.querySelectorAll('img.pod-mockup')]"
+                               ".every(img => img.complete && img.naturalWidth > 0)")
         assert page.locator("#pod-publish input[type=checkbox]").count() == 2
         assert page.locator(f"#pod-publish input[value='{hoodie.pk}']").is_checked()
         # No Printify key here: the print areas are unknown, and the page does not claim the design fits.
