@@ -44,8 +44,8 @@ _PG_TABLE = [
 ]
 
 # The counted columns are all `status`: for them the statements are static, and PL/pgSQL keeps their
-# plans per table and session (an EXECUTE is planned on every run: four times the trigger's cost on a
-# one-row UPDATE). Another column name takes the dynamic statements.
+# plans per table and session (an EXECUTE is parsed and planned on every run: 0.2 ms of a one-row UPDATE,
+# against 0.085 ms for the static statements). Another column name takes the dynamic statements.
 _PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION core_status_count_delta() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -346,3 +346,14 @@ def test_kept_bodies_are_bounded_and_forgotten_when_a_setting_changes(varied_ima
         memo.put(memo.key("ctx", {"id": str(n), "quality": {}}), {"id": str(n)})
     assert memo.get(memo.key("ctx", {"id": "0", "quality": {}})) is None  # started over
     assert memo.get(memo.key("ctx", {"id": str(RowMemo.MAX_ROWS), "quality": {}})) is not None
+
+
+def test_a_kept_body_is_not_given_under_another_time_zone(varied_images):
+    from django.utils import timezone
+
+    utc = {row["id"]: row for row in _render(ImageSerializer)}
+    with timezone.override("Europe/Paris"):  # activated for the request: no setting changes
+        paris = {row["id"]: row for row in _render(ImageSerializer)}
+    assert utc.keys() == paris.keys()
+    assert all(row["created_at"].endswith("Z") for row in utc.values())
+    assert all(row["created_at"].endswith(("+01:00", "+02:00")) for row in paris.values())

@@ -152,3 +152,20 @@ def test_the_image_list_page_count_comes_from_the_counters_unless_narrowed(clien
         assert bool(full_counts) == ("search" in query), (query, full_counts)
     narrowed = selectors.images_filter(status=ImageStatus.PENDING).filter(prompt__startswith="bulk 1")
     assert narrowed.count() == 1  # a condition added later is counted by the rows
+
+
+def test_a_table_counted_by_another_column_is_counted_as_exactly():
+    # The counted tables all use `status`; a column of another name takes the trigger's other statements.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE counted_by_state (id INTEGER PRIMARY KEY, state VARCHAR(16) NOT NULL)")
+    try:
+        counters.counters_ensure(connection, [("counted_by_state", "state")])
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO counted_by_state (id, state) VALUES (1, 'a'), (2, 'a'), (3, 'b'), (4, 'c')")
+            cursor.execute("UPDATE counted_by_state SET state = 'b' WHERE id IN (1, 4)")
+            cursor.execute("DELETE FROM counted_by_state WHERE id = 2")
+        assert counters.status_counts(connection, ["counted_by_state"])["counted_by_state"] == {"b": 3}
+    finally:
+        counters.counters_drop(connection, [("counted_by_state", "state")])
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE counted_by_state")
