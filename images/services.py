@@ -105,10 +105,10 @@ def images_transition(
     `batch_action`, a `batch.completed` event is recorded with the counts.
     """
     ids = unique_ids(image_ids)
-    # Pipelined: BEGIN, the lock, the update + history + the events' sequence, and the events with the
-    # block's end take four round trips to PostgreSQL (and COMMIT one), not one per statement (nothing in
-    # here catches a database error).
-    with transaction.atomic(), pipelined():
+    # Pipelined: the lock (BEGIN sent with it), the update + history + the events' sequence, the events
+    # with COMMIT, and the block's end take four round trips to PostgreSQL, not one per statement
+    # (nothing in here catches a database error).
+    with pipelined(), transaction.atomic():
         rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)
         found = {row["id"]: row["status"] for row in rows}
         result, movable = _partition(ids, found, to_status)

@@ -6,16 +6,17 @@ the answer to each cost a round trip to the server, and a round trip costs far m
 work on these statements (the server process wakes up for each). In psycopg's pipeline mode a statement
 is sent and the code goes on; a read (`fetch…`) waits for the answers to everything sent before it, and
 leaving the block waits for the rest. The block's statements then take as many round trips as it has
-reads, plus one for its end (plus one for BEGIN, which psycopg waits for, when the block starts a
-transaction): worth it where a block sends more statements than that. Reads sent ahead and read later
+reads, plus one for its end: worth it where a block sends more statements than that. Reads sent ahead and read later
 (`core.db.keyed.values_in_later`) share the first one's round trip; read after the block has ended, they
 cost none of their own (its end brought their answers).
 
 An error is raised at the next read or when the block ends, not by the statement that caused it: use
 the block only around code that does not catch database errors itself (no `try: … except
-IntegrityError` inside, no savepoint meant to recover). In a transaction, `atomic()` first and then
-this block, so that switching autocommit off costs no round trip of its own. Other databases run the
-block as it is (SQLite is in-process: there is no round trip to save).
+IntegrityError` inside, no savepoint meant to recover). For a transaction, this block first and then
+`atomic()`: a transaction begun inside the block is begun by a BEGIN sent with its first statement and
+committed by a COMMIT sent with its last ones, waited for once (`core.db.postgresql`), where psycopg,
+begun outside, would wait for its BEGIN and the COMMIT would follow the block's end. Other databases run
+the block as it is (SQLite is in-process: there is no round trip to save).
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         return
     # Errors psycopg raises when the block ends become Django's (IntegrityError, OperationalError, …),
     # as those of a read inside it already are.
-    with connection.wrap_database_errors, connection.connection.pipeline():
-        yield
+    with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
+        # For the backend (core.db.postgresql): a transaction begun in the block is begun by a statement.
+        connection.pipeline = pipeline
+        try:
+            yield
+        finally:
+            connection.pipeline = None
 
 
 @contextmanager
@@ -57,5 +63,5 @@ def pipelined_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     if not pipelines(using):
         yield
         return
-    with transaction.atomic(using=using), pipelined(using):
+    with pipelined(using), transaction.atomic(using=using):
         yield

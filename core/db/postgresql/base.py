@@ -14,6 +14,13 @@ to read, which an idle connection has only when the server ended it (a restart, 
 pg_terminate_backend, idle_session_timeout: the server sends a FATAL error and closes) — then the check
 runs and a dead connection is replaced, as before. A connection the network cut without a word is not
 caught by either before the request's own query, which would wait on it as the empty query would.
+
+A transaction begun inside a `core.db.pipeline.pipelined()` block is begun by a BEGIN statement sent
+with the block's next one. psycopg begins a transaction by sending BEGIN before the first statement and,
+in pipeline mode, waits for its answer there (a round trip for nothing); with psycopg left in autocommit
+and the transaction begun by a statement, it commits and rolls back as it does its own (COMMIT or
+ROLLBACK, waited for with everything sent before them), so a transaction that ends inside the block
+takes no round trip of its own at either end.
 """
 
 from __future__ import annotations
@@ -72,6 +79,44 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if pool is not None and pool._check is ConnectionPool.check_connection:
             pool._check = check_when_readable
         return pool
+
+    # The psycopg pipeline of the `core.db.pipeline.pipelined()` block running on this connection, if any.
+    pipeline: psycopg.Pipeline | None = None
+    # The psycopg connection whose transaction a BEGIN statement began (psycopg stays in autocommit).
+    _begun_by_statement: psycopg.Connection | None = None
+
+    def _start_transaction_under_autocommit(self) -> None:
+        # Django's hook for the outermost atomic(): a backend that has it begins the transaction here.
+        if self.pipeline is None:
+            self._set_autocommit(False)  # psycopg's own BEGIN, sent with the first statement
+            return
+        isolation = self.connection.isolation_level
+        begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {isolation.name.replace('_', ' ')}"
+        with self.wrap_database_errors:
+            self.connection.execute(begin.encode(), prepare=False)
+        self._begun_by_statement = self.connection
+
+    def _commit(self) -> None:
+        if self._begun_by_statement is not self.connection:
+            return super()._commit()
+        # psycopg, in autocommit, would not commit. Syncing the pipeline has the COMMIT and everything
+        # sent before it answered: an error is raised here, before Django runs the on_commit callbacks.
+        with self.wrap_database_errors:
+            self.connection.execute(b"COMMIT", prepare=False)
+            if self.pipeline is not None:
+                self.pipeline.sync()
+        return None
+
+    # Rolling back is psycopg's own: it syncs the pipeline first, then sees the open transaction.
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        if autocommit and self._begun_by_statement is not None:
+            # psycopg never left autocommit; setting it would sync the pipeline (a round trip) to check
+            # that no transaction is open.
+            self._begun_by_statement = None
+            if self.connection.autocommit:
+                return
+        super()._set_autocommit(autocommit)
 
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
