@@ -72,6 +72,13 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
         model = ImageTransition
         fields = ["from_status", "to_status", "actor", "via", "note", "created_at"]
 
+    # Every field reads only the entry's own columns: RowRenderer keeps each entry's body (RowMemo), and
+    # the next page showing the entry copies it. Declared for this class alone.
+    row_memo_per_request = ()
+
+    def row_memo_context(self) -> Hashable:
+        return ()
+
 
 class ImageProductSerializer(serializers.Serializer):
     """A product made from an image."""
@@ -272,6 +279,8 @@ class RowRenderer:
                 memo.put(keys[n], bodies[n])
             if len(missing) == len(rows):
                 return fresh
+        if not self._fresh:
+            return [dict(body) for body in bodies]  # a copy per response
         names = [name for name, _ in self._fresh]
         per_request = self._rendered(rows, names, [read for _, read in self._fresh], self._fresh_methods)
         # A copy per response, its members in the serializer's order (a member given again keeps its place).

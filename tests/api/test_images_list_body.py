@@ -13,7 +13,7 @@ from core.actors import Actor, Via
 from images.api.serializers import HistoryEntrySerializer, ImageSerializer, RowRenderer
 from images.api.views import ImageViewSet
 from images.models import Generation, Image, ImageStatus
-from images.services import images_approve, images_reject
+from images.services import images_approve, images_reject, images_transition
 from publishing.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -290,6 +290,39 @@ def test_products_and_history_are_read_per_request_under_a_kept_body(as_reviewer
     assert [entry["note"] for entry in after["history"]] == ["looked"]
     assert list(after) == list(before)  # the members keep their places
     assert after == as_reviewer.get(f"/api/v1/images/{plain.id}").json()
+
+
+class _CountedActor(serializers.CharField):
+    rendered = 0
+
+    def to_representation(self, value):
+        _CountedActor.rendered += 1
+        return super().to_representation(value)
+
+
+def test_history_entries_are_rendered_once_for_the_same_rows(as_reviewer, varied_images, reviewer, monkeypatch):
+    from images.api import serializers as image_serializers
+
+    monkeypatch.setitem(HistoryEntrySerializer._declared_fields, "actor", _CountedActor(source="actor_label"))
+    monkeypatch.setattr(image_serializers._RowPlan, "_of_class", {})  # planned anew with the counted field
+    _CountedActor.rendered = 0
+    reviewed = varied_images["reviewed"]
+    first = _page(as_reviewer)
+    entries = sum(len(row["history"]) for row in first.values())
+    assert entries == 3 and _CountedActor.rendered == entries
+    assert _page(as_reviewer) == first
+    assert _CountedActor.rendered == entries  # kept: copied, not rendered again
+    # The table is append-only: a new entry is the one rendered, the others are kept.
+    images_transition(image_ids=[reviewed.id], to_status=ImageStatus.PENDING, actor=Actor(reviewer, Via.API),
+                      note="changed")
+    after = _page(as_reviewer)
+    assert [entry["note"] for entry in after[reviewed.id]["history"]][-1] == "changed"
+    assert _CountedActor.rendered == entries + 1
+    assert after[reviewed.id] == as_reviewer.get(f"/api/v1/images/{reviewed.id}").json()
+    # Each render has its own copies of the kept bodies.
+    rendered = {row["id"]: row for row in _render(ImageSerializer)}
+    rendered[reviewed.id]["history"][0]["note"] = "changed by the response's reader"
+    assert {row["id"]: row for row in _render(ImageSerializer)}[reviewed.id]["history"][0]["note"] == "blurry"
 
 
 def test_urls_are_those_of_each_request(as_reviewer, varied_images):
