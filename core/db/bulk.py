@@ -85,7 +85,9 @@ def insert_rows(
     return count
 
 
-def counters_add(model: type[models.Model], *, key: str, counter: str, amounts: Mapping[str, int]) -> dict[str, int]:
+def counters_add(
+    model: type[models.Model], *, key: str, counter: str, amounts: Mapping[str, int], read: bool = True
+) -> dict[str, int]:
     """Add `amounts[k]` to the `counter` column of the row whose `key` is k (a missing row starts at 0).
 
     Returns each key's new value. One `INSERT … ON CONFLICT (key) DO UPDATE … RETURNING` (SQLite ≥ 3.35
@@ -93,6 +95,9 @@ def counters_add(model: type[models.Model], *, key: str, counter: str, amounts: 
     transaction, so concurrent adds to one key wait for each other and never read the same value.
     Django's `bulk_create(update_conflicts=True)` can only set a column to the proposed value, not add
     to it, and returns no values on SQLite; hence the hand-written statement. `key` must be a text column.
+    With `read=False` the new values are not asked for (nothing is returned): in a pipelined block
+    (`core.db.pipeline`) the statement is sent without waiting, and the transaction's later statements
+    read the rows themselves.
     """
     if not amounts:
         return {}
@@ -111,8 +116,9 @@ def counters_add(model: type[models.Model], *, key: str, counter: str, amounts: 
             cursor.execute(
                 f"INSERT INTO {table} ({key_column}, {counter_column}) VALUES {', '.join(['(%s, %s)'] * len(chunk))}"
                 f" ON CONFLICT ({key_column}) DO UPDATE SET {counter_column} = {table}.{counter_column}"
-                f" + excluded.{counter_column} RETURNING {key_column}, {counter_column}",
+                f" + excluded.{counter_column}" + (f" RETURNING {key_column}, {counter_column}" if read else ""),
                 [value for k in chunk for value in (k, int(amounts[k]))],
             )
-            totals.update(cursor.fetchall())
+            if read:
+                totals.update(cursor.fetchall())
     return totals

@@ -86,3 +86,20 @@ def test_concurrent_changes_of_one_object_never_share_a_number():
         worker.join()
     assert errors == []
     assert _sequences("img_x") == list(range(1, threads * rounds * 2 + 1))
+
+
+def test_a_batch_mixing_events_with_and_without_a_subject_numbers_only_those_with_one():
+    _record("img_m")
+    with transaction.atomic():
+        services.events_record(event_type=EventType.IMAGE_APPROVED, payloads=[
+            {"image_id": "img_m", "note": "first"}, {"action": "approve", "nested": {"b": [1, 2]}},
+            {"image_id": "img_m", "sequence": 99, "note": "second"}, {"image_id": "", "generation_id": "gen_m"},
+        ])
+    events = list(WebhookEvent.objects.order_by("created_at", "id").values_list("data", flat=True))
+    assert events == [
+        {"image_id": "img_m", "sequence": 1},
+        {"image_id": "img_m", "note": "first", "sequence": 2},
+        {"action": "approve", "nested": {"b": [1, 2]}},
+        {"image_id": "img_m", "sequence": 3, "note": "second"},  # the subject's number, not the payload's
+        {"image_id": "", "generation_id": "gen_m", "sequence": 1},  # an empty id names no subject
+    ]
