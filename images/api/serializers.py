@@ -351,11 +351,15 @@ class RowMemo:
 
 
 _MEMOS: list[RowMemo] = []
+_BOUND_PARTS: list[_ColumnPart] = []
 
 
 def _forget_bodies(**kwargs: Any) -> None:
+    # The fields read settings when bound (a datetime's format, USE_TZ): kept bodies and readers go.
     for memo in _MEMOS:
         memo.clear()
+    for part in _BOUND_PARTS:
+        part.forget()
 
 
 setting_changed.connect(_forget_bodies)
@@ -436,6 +440,14 @@ class _RowPlan:
 _CLASS_FIELDS = (serializers.Serializer.get_fields, serializers.ModelSerializer.get_fields)
 
 
+# DRF's own fields whose `to_representation` reads nothing but the value and the field's own settings
+# (not its parent, the context or the request): bound once per time zone and shared by the requests.
+_CONTEXT_FREE_FIELDS = frozenset({
+    serializers.BooleanField, serializers.CharField, serializers.ChoiceField, serializers.DateTimeField,
+    serializers.FloatField, serializers.IntegerField,
+})
+
+
 class _ColumnPart:
     """A field reading one column: the field's own `to_representation`; None, where the column allows it,
     stays None."""
@@ -444,11 +456,27 @@ class _ColumnPart:
         self.field = field
         self.column = column
         self.nullable = nullable
+        self._context_free = type(field) in _CONTEXT_FREE_FIELDS
+        self._bound: dict[Any, ColumnReader] = {}
+        _BOUND_PARTS.append(self)
 
     def bind(self, serializer: serializers.Serializer) -> ColumnReader:
+        if not self._context_free:
+            return self._bind(serializer)
+        # A datetime's representation depends on the current time zone (the key); the others on nothing.
+        zone = timezone.get_current_timezone() if isinstance(self.field, serializers.DateTimeField) else None
+        reader = self._bound.get(zone)
+        if reader is None:
+            reader = self._bound[zone] = self._bind(None)
+        return reader
+
+    def forget(self) -> None:
+        self._bound = {}
+
+    def _bind(self, serializer: serializers.Serializer | None) -> ColumnReader:
         field = object.__new__(type(self.field))
         vars(field).update(vars(self.field))
-        field.parent = serializer  # its context is this request's
+        field.parent = serializer  # its context is this request's (none for a shared one)
         if isinstance(field, serializers.DateTimeField) and not hasattr(field, "timezone"):
             # The current time zone, looked up once per request instead of once per value; UTC as the
             # datetime module's own, which astimezone() of a value read from the database skips.

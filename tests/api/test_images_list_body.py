@@ -390,3 +390,35 @@ def test_a_kept_body_is_not_given_under_another_time_zone(varied_images):
     assert utc.keys() == paris.keys()
     assert all(row["created_at"].endswith("Z") for row in utc.values())
     assert all(row["created_at"].endswith(("+01:00", "+02:00")) for row in paris.values())
+
+
+def test_datetimes_follow_a_changed_format_setting(as_reviewer, varied_images, settings):
+    image = varied_images["reviewed"]
+    assert _page(as_reviewer)[image.id]["created_at"].endswith("Z")  # the fields are bound and kept
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DATETIME_FORMAT": "%Y"}
+    row = _page(as_reviewer)[image.id]
+    assert row["created_at"] == str(image.created_at.year)
+    assert {entry["created_at"] for entry in row["history"]} == {str(image.created_at.year)}
+
+
+class HostField(serializers.CharField):
+    """A column field of its own that reads the request: bound per request, never shared."""
+
+    def to_representation(self, value):
+        return f"{self.context['request'].get_host()}:{value}"
+
+
+class WithHost(ImageSerializer):
+    """Nothing of it is kept (it declares no row_memo_per_request): each row's field is read per request."""
+
+    hosted_format = HostField(source="format")
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "hosted_format"]
+
+
+def test_a_column_field_of_its_own_reads_each_requests_context(as_reviewer, varied_images, monkeypatch):
+    monkeypatch.setattr(ImageViewSet, "serializer_class", WithHost)
+    image = varied_images["plain"]
+    assert _page(as_reviewer)[image.id]["hosted_format"] == f"testserver:{image.format}"
+    assert _page(as_reviewer, HTTP_HOST="127.0.0.1")[image.id]["hosted_format"] == f"127.0.0.1:{image.format}"
