@@ -105,8 +105,8 @@ def images_transition(
     `batch_action`, a `batch.completed` event is recorded with the counts.
     """
     ids = unique_ids(image_ids)
-    # Pipelined: the lock (BEGIN sent with it), the update + history + the events' sequence, the events
-    # with COMMIT, and the block's end take four round trips to PostgreSQL, not one per statement
+    # Pipelined: the lock (BEGIN sent with it); the update, history and events (numbered by their INSERT)
+    # with COMMIT; and the block's end take three round trips to PostgreSQL, not one per statement
     # (nothing in here catches a database error).
     with pipelined(), transaction.atomic():
         rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)

@@ -6,9 +6,9 @@ the answer to each cost a round trip to the server, and a round trip costs far m
 work on these statements (the server process wakes up for each). In psycopg's pipeline mode a statement
 is sent and the code goes on; a read (`fetch…`) waits for the answers to everything sent before it, and
 leaving the block waits for the rest. The block's statements then take as many round trips as it has
-reads, plus one for its end: worth it where a block sends more statements than that. Reads sent ahead and read later
-(`core.db.keyed.values_in_later`) share the first one's round trip; read after the block has ended, they
-cost none of their own (its end brought their answers).
+reads, plus one for its end: worth it where a block sends more statements than that. Reads sent ahead
+and read later (`core.db.keyed.values_in_later`) share the first one's round trip; read after the block
+has ended, they cost none of their own (its end brought their answers).
 
 An error is raised at the next read or when the block ends, not by the statement that caused it: use
 the block only around code that does not catch database errors itself (no `try: … except

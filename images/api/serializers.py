@@ -6,6 +6,7 @@ import datetime
 import functools
 import operator
 import re
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
@@ -351,7 +352,8 @@ class RowMemo:
 
 
 _MEMOS: list[RowMemo] = []
-_BOUND_PARTS: list[_ColumnPart] = []
+# Weakly: the parts of a plan made for one serializer instance go with it.
+_BOUND_PARTS: weakref.WeakSet[_ColumnPart] = weakref.WeakSet()
 
 
 def _forget_bodies(**kwargs: Any) -> None:
@@ -458,7 +460,7 @@ class _ColumnPart:
         self.nullable = nullable
         self._context_free = type(field) in _CONTEXT_FREE_FIELDS
         self._bound: dict[Any, ColumnReader] = {}
-        _BOUND_PARTS.append(self)
+        _BOUND_PARTS.add(self)
 
     def bind(self, serializer: serializers.Serializer) -> ColumnReader:
         if not self._context_free:
