@@ -317,7 +317,7 @@ class RowMemo:
         self._values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
         self._json = [n for n, name in enumerate(columns) if isinstance(fields.get(name), models.JSONField)]
         self._bodies: dict[Hashable, dict[str, Any]] = {}
-        _MEMOS.append(self)
+        _MEMOS.add(self)
 
     def key(self, context: Hashable, row: dict[str, Any]) -> Hashable | None:
         values = self._values(row)
@@ -351,8 +351,9 @@ class RowMemo:
         self._bodies = {}
 
 
-_MEMOS: list[RowMemo] = []
-# Weakly: the parts of a plan made for one serializer instance go with it.
+# Weakly: a memo or the parts of a plan that is gone (one made for a serializer instance, or replaced)
+# go with it.
+_MEMOS: weakref.WeakSet[RowMemo] = weakref.WeakSet()
 _BOUND_PARTS: weakref.WeakSet[_ColumnPart] = weakref.WeakSet()
 
 

@@ -422,3 +422,17 @@ def test_a_column_field_of_its_own_reads_each_requests_context(as_reviewer, vari
     image = varied_images["plain"]
     assert _page(as_reviewer)[image.id]["hosted_format"] == f"testserver:{image.format}"
     assert _page(as_reviewer, HTTP_HOST="127.0.0.1")[image.id]["hosted_format"] == f"127.0.0.1:{image.format}"
+
+
+
+def test_a_memo_no_plan_holds_is_not_kept_alive_for_setting_changes():
+    import gc
+    import weakref
+
+    from images.api.serializers import RowMemo
+
+    memo = RowMemo(Image, ["id"], per_request=[])
+    gone = weakref.ref(memo)
+    del memo
+    gc.collect()
+    assert gone() is None
