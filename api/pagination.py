@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
 
-from core.db.pipeline import pipelined, pipelines
+from core.db.pipeline import pipelined_snapshot, pipelines
 
 MAX_PAGE_SIZE = 200
 # Digits only, and few enough to be a number a page could have (int() would also read "١٢" or " 7").
@@ -48,7 +48,8 @@ class PagePagination(PageSizeMixin, PageNumberPagination):
         if number is not None and number not in self.last_page_strings and _whole_number(number) is None:
             raise ValidationError({self.page_query_param: ["A page number (1, 2, …) or 'last' is required."]})
         if number not in self.last_page_strings:
-            queryset = _SentPage.of(queryset, self.get_page_size(request), int(number or 1))
+            queryset = _SentPage.of(queryset, self.get_page_size(request), int(number or 1),
+                                    getattr(view, "send_with_page", None))
         return super().paginate_queryset(queryset, request, view)
 
 
@@ -56,8 +57,11 @@ class _SentPage:
     """A list's count and the page asked for, sent together and answered as Django's Paginator asks.
 
     The paginator counts first (to know the pages) and then reads the page: two round trips to
-    PostgreSQL. When the queryset can send both reads without waiting (`count_later()`, `send()`), both go
-    in one pipeline (`core.db.pipeline`) and are answered by its end; the paginator then reads them here.
+    PostgreSQL. When the queryset can send both reads without waiting (`counted()`, `count_later()`,
+    `send()`), both go in one pipeline and one snapshot (`core.db.pipeline.pipelined_snapshot`) and are
+    answered by its end; the paginator then reads them here. The view's `send_with_page(keys)`, when it
+    has one, is called in the same block with the page's ids as its statement selects them
+    (`core.db.keyed.KeysFrom`, or None), to send its reads about the page's rows with the page.
     A slice other than the one sent (never, unless the paginator changes) runs the query as usual. Only
     for pages that start within the first SENT_AHEAD_ROWS rows: a page past the end is read for nothing,
     and reading one far past it would walk the whole table (the count alone answers it 404).
@@ -70,17 +74,18 @@ class _SentPage:
         self.ordered = queryset.ordered  # the paginator warns about unordered lists
 
     @classmethod
-    def of(cls, queryset, size: int, number: int):
-        count_later = getattr(queryset, "count_later", None)
+    def of(cls, queryset, size: int, number: int, send_with_page=None):
+        counted = getattr(queryset, "counted", None)
         bottom, top = (number - 1) * size, number * size
-        if count_later is None or not hasattr(queryset, "send") or bottom >= cls.SENT_AHEAD_ROWS or \
-                not pipelines(queryset.db):
+        if counted is None or not hasattr(queryset, "send") or bottom >= cls.SENT_AHEAD_ROWS or \
+                not pipelines(queryset.db) or not counted():
             return queryset
-        with pipelined(queryset.db):
-            count = count_later()
-            if count is None:
-                return queryset
-            rows = queryset[bottom:top].send()
+        with pipelined_snapshot(queryset.db):
+            count = queryset.count_later()
+            page = queryset[bottom:top]
+            rows = page.send()
+            if send_with_page is not None:
+                send_with_page(page.keys_from(queryset.model._meta.pk.attname))
         return cls(queryset, count(), bottom, top, rows())
 
     def count(self) -> int:

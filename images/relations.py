@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from core.db.keyed import KeysFrom
+
 
 class ProductLookup(Protocol):
-    def summaries_later(self, image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+    def summaries_later(self, image_ids: Sequence[str] | KeysFrom) -> Callable[[], dict[str, list[dict[str, Any]]]]:
         """Sends the read now; the function returned answers image id → its products' `{id, status,
-        platform, template, external_url}`, newest first (images without one are absent)."""
+        platform, template, external_url}`, newest first (images without one are absent). The ids may be
+        those a statement selects (`core.db.keyed.KeysFrom`, on PostgreSQL)."""
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         """Image id → why it must not be deleted (its product exists on the platform)."""
@@ -24,7 +27,7 @@ class ProductLookup(Protocol):
 
 
 class _NoProducts:
-    def summaries_later(self, image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+    def summaries_later(self, image_ids: Sequence[str] | KeysFrom) -> Callable[[], dict[str, list[dict[str, Any]]]]:
         return dict
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
@@ -47,7 +50,7 @@ def product_summaries(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any]
     return product_summaries_later(image_ids)()
 
 
-def product_summaries_later(image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+def product_summaries_later(image_ids: Sequence[str] | KeysFrom) -> Callable[[], dict[str, list[dict[str, Any]]]]:
     """`product_summaries` in two steps (the read sent now, answered when called), so that it can share
     a round trip with other reads (`core.db.pipeline`)."""
     return _products.summaries_later(image_ids) if image_ids else dict

@@ -81,18 +81,23 @@ class CountedImages(PlainValuesQuerySet):
         later = self.count_later()
         return super().count() if later is None else later()
 
+    def counted(self) -> bool:
+        """Whether the count is the counters' (then `count_later()` sends their read)."""
+        query = self.query
+        if not self._counted or query.is_sliced or query.distinct or query.combinator or self._result_cache:
+            return False
+        reference = Image.objects.all() if self._counted_status is None else \
+            Image.objects.filter(status=self._counted_status)
+        return query.where == reference.query.where
+
     def count_later(self) -> Callable[[], int] | None:
         """When the count is the counters': it in two steps, the read sent now (`core.db.counters`) and
         answered by the function returned; else None."""
-        query = self.query
-        if self._counted and not (query.is_sliced or query.distinct or query.combinator or self._result_cache):
-            reference = Image.objects.all() if self._counted_status is None else \
-                Image.objects.filter(status=self._counted_status)
-            if query.where == reference.query.where:
-                counts = _counts_later(Image)
-                status = self._counted_status
-                return lambda: sum(counts().values()) if status is None else counts().get(status, 0)
-        return None
+        if not self.counted():
+            return None
+        counts = _counts_later(Image)
+        status = self._counted_status
+        return lambda: sum(counts().values()) if status is None else counts().get(status, 0)
 
 
 def images_all(status: str | None = None) -> QuerySet[Image]:

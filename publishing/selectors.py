@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connections, router
 
 from core.db.counters import status_counts
-from core.db.keyed import values_in_later
+from core.db.keyed import KeysFrom, values_in_later
 from publishing.models import Product
 
 PRODUCT_FIELDS = ("image_id", "id", "status", "platform", "template_id", "external_url")
@@ -19,8 +19,9 @@ def products_of_images(image_ids: Sequence[str]) -> dict[str, list[dict[str, Any
     return products_of_images_later(image_ids)()
 
 
-def products_of_images_later(image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
-    """`products_of_images` in two steps: the query is sent now, the function returned reads the answer."""
+def products_of_images_later(image_ids: Sequence[str] | KeysFrom) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+    """`products_of_images` in two steps: the query is sent now, the function returned reads the answer.
+    The ids may be those a statement selects (`core.db.keyed.KeysFrom`, on PostgreSQL)."""
     rows = values_in_later(Product, key="image_id", keys=image_ids, fields=PRODUCT_FIELDS,
                            order_by=("-created_at", "-id"))
 
@@ -53,7 +54,7 @@ def product_counts() -> dict[str, int]:
 class ImageProducts:
     """The products of images, as `images.relations` asks for them."""
 
-    def summaries_later(self, image_ids: Sequence[str]) -> Callable[[], dict[str, list[dict[str, Any]]]]:
+    def summaries_later(self, image_ids: Sequence[str] | KeysFrom) -> Callable[[], dict[str, list[dict[str, Any]]]]:
         return products_of_images_later(image_ids)
 
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:

@@ -41,6 +41,21 @@ class Compiled:
     converters: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, compare=False)
 
 
+@dataclass(frozen=True)
+class KeysFrom:
+    """The keys a statement selects: its `column`'s values (the statement's SQL and parameters as its
+    compiler made them, e.g. `PlainValuesQuerySet.keys_from()`), for `core.db.keyed.values_in_later`
+    on PostgreSQL."""
+
+    sql: str
+    params: tuple[Any, ...]
+    column: str
+
+    def subquery(self, connection: Any) -> str:
+        quote = connection.ops.quote_name
+        return f"SELECT {quote(self.column)} FROM ({self.sql}) AS {quote('keys')}"
+
+
 def compile_values(queryset: QuerySet, alias: str) -> Compiled:
     """The SQL of a `.values()` queryset and what reading its rows needs."""
     query = queryset.query
@@ -61,9 +76,10 @@ def read_rows(compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: st
 
 
 def send_rows(
-    compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: str
+    compiled: Compiled, params: list[Any] | tuple[Any, ...], alias: str, *, sql: str | None = None
 ) -> Callable[[], list[dict[str, Any]]]:
-    """Send the statement now; what reads its rows (as `read_rows`), called once.
+    """Send the statement now; what reads its rows (as `read_rows`), called once. `sql`, when given, is
+    sent instead of the compiled SQL: the same columns, selected otherwise (`core.db.keyed.KeysFrom`).
 
     Inside `core.db.pipeline.pipelined()` on PostgreSQL the statements sent before the first read arrive
     with that read's round trip; elsewhere the statement has run when this returns.
@@ -72,7 +88,7 @@ def send_rows(
     converters = _converters(compiled, connection)
     cursor = connection.cursor()
     try:
-        cursor.execute(compiled.sql, params)
+        cursor.execute(compiled.sql if sql is None else sql, params)
     except BaseException:
         cursor.close()
         raise
@@ -135,8 +151,24 @@ class PlainValuesQuerySet(QuerySet):
         if self._result_cache is not None or self._iterable_class is not ValuesIterable or \
                 self._prefetch_related_lookups:
             return lambda: list(self)
-        compiled = self._plain_compiled() or compile_values(self, self.db)
+        compiled = self._compiled()
         return send_rows(compiled, compiled.params, self.db)
+
+    def keys_from(self, column: str) -> KeysFrom | None:
+        """The values of `column` this queryset's statement selects, for reads sent with it
+        (`core.db.keyed.values_in_later`); None unless it reads `.values()` rows holding `column`."""
+        if self._result_cache is not None or self._iterable_class is not ValuesIterable or \
+                self._prefetch_related_lookups or column not in self.query.values_select:
+            return None
+        compiled = self._compiled()
+        return KeysFrom(compiled.sql, compiled.params, column)
+
+    def _compiled(self) -> Compiled:
+        # Kept on this queryset: `send()` and `keys_from()` of one compile it once (a clone starts over).
+        compiled = self.__dict__.get("_statement")
+        if compiled is None:
+            compiled = self._statement = self._plain_compiled() or compile_values(self, self.db)
+        return compiled
 
     def _plain_compiled(self) -> Compiled | None:
         shape = _plain_shape(self)

@@ -65,3 +65,32 @@ def pipelined_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         return
     with pipelined(using), transaction.atomic(using=using):
         yield
+
+
+@contextmanager
+def pipelined_snapshot(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """On PostgreSQL a block of reads in one pipeline and one read-only REPEATABLE READ transaction, begun
+    and committed by statements sent with the block's own: its reads see the same rows (a page and, by a
+    subquery of the page, the products of the images on it) and take one round trip, the block's end.
+    Inside a transaction of the caller's, that one's; inside another block, that block's. Reads only: no `atomic()` in the block (its COMMIT
+    would end the snapshot). Elsewhere the block as it is."""
+    if not pipelines(using):
+        yield
+        return
+    connection = connections[using]
+    connection.ensure_connection()
+    if connection.in_atomic_block or connection.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        with pipelined(using):
+            yield  # in the caller's transaction or pipeline (whose end waits for these statements)
+        return
+    begun = connection.connection
+    try:
+        with pipelined(using):
+            begun.execute(b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", prepare=False)
+            yield
+            begun.execute(b"COMMIT", prepare=False)
+    finally:
+        # An error in the block (or a statement refused) leaves the transaction open: it ends here.
+        if connection.connection is begun and begun.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            with connection.wrap_database_errors:
+                begun.execute(b"ROLLBACK", prepare=False)

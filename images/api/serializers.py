@@ -27,7 +27,7 @@ from rest_framework.reverse import reverse
 from rest_framework.settings import ISO_8601, api_settings
 
 from api.fields import CleanCharField, IdField, IdListField, StrictBooleanField, choice_field
-from core.db.keyed import values_in_later
+from core.db.keyed import KeysFrom, values_in_later
 from images import relations
 from images.models import Generation, GenerationStatus, GenerationTransition, Image, ImageStatus, ImageTransition
 from images.validation import validate_prompt
@@ -260,6 +260,13 @@ class RowRenderer:
         `core.db.pipeline.pipelined()` they share a round trip with the reads sent around them."""
         for nested in self._nested:
             nested.send({row[nested.parent_key] for row in rows})
+
+    def send_from(self, keys: KeysFrom) -> None:
+        """`send()` for the rows whose ids a statement selects (`core.db.keyed.KeysFrom`, on PostgreSQL),
+        sent with it before its answer is known; `render()` must then be given exactly those rows."""
+        for nested in self._nested:
+            if nested.parent_key == keys.column:
+                nested.send(keys)
 
     def render(self, rows: Rows) -> list[dict[str, Any]]:
         if not self._readers:
@@ -569,16 +576,17 @@ class _NestedReader:
         self.parent_key = part.parent_key
         self.renderer = renderer
         self.items: dict[Any, list[dict[str, Any]]] = {}
-        self._sent: tuple[set[Any], Callable[[], list[dict[str, Any]]]] | None = None
+        self._sent: tuple[set[Any] | KeysFrom, Callable[[], list[dict[str, Any]]]] | None = None
 
-    def send(self, keys: set[Any]) -> None:
+    def send(self, keys: set[Any] | KeysFrom) -> None:
         # As the related manager reads them: the default manager, in the model's own ordering.
         foreign_key = self.part.foreign_key
         self._sent = (keys, values_in_later(self.part.model, key=foreign_key, keys=keys,
                                             fields=[foreign_key, *self.renderer.columns]))
 
     def load(self, keys: set[Any]) -> None:
-        if self._sent is None or self._sent[0] != keys:
+        # Sent for these keys, or for the rows a statement selects (which are the rows rendered).
+        if self._sent is None or not (isinstance(self._sent[0], KeysFrom) or self._sent[0] == keys):
             self.send(keys)
         rows = self._sent[1]()
         self._sent = None

@@ -30,7 +30,7 @@ from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
 from api.renderers import FastJSONRenderer
 from core.actors import api_actor
-from core.db.keyed import values_in_later
+from core.db.keyed import KeysFrom, values_in_later
 from core.db.pipeline import pipelined, pipelined_transaction
 from core.errors import BusyError
 from images import relations, selectors, services
@@ -223,8 +223,19 @@ class ImageViewSet(
             queryset = _all_images_values(renderer.columns).all()
         else:
             queryset = self.get_queryset().values(*renderer.columns)
+        self._page_reads = (context, renderer, None)
         rows = self.paginate_queryset(self.filter_queryset(queryset))
-        return self.get_paginated_response(self._render_rows(context, renderer, rows))
+        return self.get_paginated_response(self._render_rows(context, renderer, rows, self._page_reads[2]))
+
+    def send_with_page(self, keys: KeysFrom | None) -> None:
+        """Called by the paginator (api.pagination) where it sends the page: on PostgreSQL the page's
+        products and history are sent with it, by its ids as its statement selects them, in its round trip
+        and snapshot."""
+        context, renderer, _ = self._page_reads
+        if keys is not None:
+            products = relations.product_summaries_later(keys)
+            renderer.send_from(keys)
+            self._page_reads = (context, renderer, products)
 
     def _unfiltered(self) -> bool:
         return not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields)
@@ -234,13 +245,16 @@ class ImageViewSet(
         return context, s.RowRenderer(self.get_serializer(context=context))
 
     @staticmethod
-    def _render_rows(context: dict, renderer: s.RowRenderer, rows: list[dict]) -> list[dict]:
-        """ImageSerializer's body for `.values()` rows of the renderer's columns, with their products."""
-        # On PostgreSQL the products and the history are sent together and answered when the pipeline
-        # ends, read after it: one round trip for both.
-        with pipelined(router.db_for_read(Image)):
-            products = relations.product_summaries_later([row["id"] for row in rows])
-            renderer.send(rows)
+    def _render_rows(context: dict, renderer: s.RowRenderer, rows: list[dict],
+                     products: Callable[[], dict] | None = None) -> list[dict]:
+        """ImageSerializer's body for `.values()` rows of the renderer's columns, with their products
+        (`products` when they were sent with the page, see `send_with_page`)."""
+        if products is None:
+            # On PostgreSQL the products and the history are sent together and answered when the pipeline
+            # ends, read after it: one round trip for both.
+            with pipelined(router.db_for_read(Image)):
+                products = relations.product_summaries_later([row["id"] for row in rows])
+                renderer.send(rows)
         context["products"] = products()
         return renderer.render(rows)
 

@@ -122,3 +122,44 @@ def test_reading_for_update_outside_a_transaction_is_refused_where_it_would_lock
         return
     with pytest.raises(TransactionManagementError):
         values_in(Image, key="id", keys=[image.id], fields=["id"], for_update=True)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="keys from a statement are PostgreSQL's")
+def test_keys_from_a_statement_select_what_its_keys_would_in_one_statement(images, monkeypatch):
+    from images.selectors import images_all
+
+    monkeypatch.setattr(keyed, "_compiled", {})
+    monkeypatch.setattr(keyed, "_by_statement", {})
+    for page in (images_all().order_by("-created_at", "-id")[1:4], images_all().filter(status="approved")[:2]):
+        page = page.values("id", "status")
+        keys, ids = page.keys_from("id"), [row["id"] for row in page.all()]
+        with CaptureQueriesContext(connection) as queries:
+            rows = values_in(ImageTransition, key="image_id", keys=keys, fields=FIELDS)
+        assert rows == _orm(ids) and {row["image_id"] for row in rows} == set(ids)
+        (query,) = queries.captured_queries
+        assert "= ANY(ARRAY(SELECT" in query["sql"]
+    assert len(keyed._compiled) == 1  # the shape of the keys given as values, compiled once
+    assert images_all().values("status").keys_from("id") is None  # a statement not selecting the column
+    read = images_all().values("id")
+    assert list(read) and read.keys_from("id") is None  # rows already read
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="keys from a statement are PostgreSQL's")
+def test_keys_from_a_statement_for_a_shape_the_orm_runs_are_a_subquery(images, monkeypatch):
+    from images.selectors import images_all
+
+    monkeypatch.setattr(keyed, "_compiled", {})
+    monkeypatch.setattr(keyed, "_compile", lambda *args: pytest.fail("compiled a key the ORM reads"))
+    monkeypatch.setattr(keyed, "stored_as_given", lambda field: False)
+    page = images_all().order_by("id").values("id", "created_at")[:3]
+    keys, ids = page.keys_from("id"), [row["id"] for row in page.all()]
+    rows = values_in(ImageTransition, key="image_id", keys=keys, fields=FIELDS)
+    assert rows == _orm(ids) and {row["image_id"] for row in rows} == set(ids)
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="keys from a statement are PostgreSQL's")
+def test_keys_from_a_statement_are_refused_elsewhere(images):
+    from core.db.compiled import KeysFrom
+
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        values_in(ImageTransition, key="image_id", keys=KeysFrom("SELECT 1", (), "id"), fields=FIELDS)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from psycopg import pq
 
 from core.actors import Actor, Via
 from core.db.keyed import values_in, values_in_later
-from core.db.pipeline import pipelined
+from core.db.pipeline import pipelined, pipelined_snapshot
 from images import relations
 from images.models import Image, ImageStatus, ImageTransition
 from images.services import image_approve
@@ -123,3 +123,63 @@ def test_reads_sent_before_the_first_is_read_share_its_round_trip(make_image, re
     assert relay.round_trips == 2
     assert answers == expected
     assert answers[0] == [{"id": image.id, "status": ImageStatus.APPROVED}]
+
+
+def _transaction_facts(cursor) -> tuple:
+    cursor.execute("SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only'), "
+                   "transaction_timestamp()")
+    return cursor.fetchone()
+
+
+def test_a_snapshot_block_reads_in_one_read_only_repeatable_read_transaction_and_one_round_trip(make_image, relay):
+    with connection.cursor() as cursor:
+        _transaction_facts(cursor)  # this connection's first statements
+    relay.round_trips = 0
+
+    first, second = connection.cursor(), connection.cursor()
+    with pipelined_snapshot():
+        first.execute("SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only'), "
+                      "transaction_timestamp()")
+        second.execute("SELECT transaction_timestamp()")
+    facts, (stamp,) = first.fetchone(), second.fetchone()
+    first.close(), second.close()
+
+    assert relay.round_trips == 1  # BEGIN, both reads and COMMIT, answered by the block's end
+    assert facts[:2] == ("repeatable read", "on") and facts[2] == stamp  # one transaction
+    assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    with connection.cursor() as cursor:
+        assert _transaction_facts(cursor)[:2] == ("read committed", "off")  # out of it afterwards
+
+
+def test_a_snapshot_block_sees_no_change_committed_while_it_reads(make_image):
+    image = make_image()
+    with pipelined_snapshot(), connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM images_image WHERE id = %s", [image.id])
+        before = cursor.fetchone()  # read: the snapshot is taken
+        _set_elsewhere(image.id, ImageStatus.REJECTED)
+        cursor.execute("SELECT status FROM images_image WHERE id = %s", [image.id])
+        after = cursor.fetchone()
+    assert before == after == (ImageStatus.PENDING,)
+    assert Image.objects.get(id=image.id).status == ImageStatus.REJECTED
+
+
+def test_an_error_in_a_snapshot_block_ends_its_transaction_and_the_connection_goes_on(make_image):
+    image = make_image()
+    with pytest.raises(ProgrammingError), pipelined_snapshot(), connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM images_image WHERE id = %s", [image.id])
+        cursor.execute("SELECT no_such_column FROM images_image")
+    assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    with pytest.raises(ValueError), pipelined_snapshot(), connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM images_image WHERE id = %s", [image.id])
+        raise ValueError("the block's own error")
+    assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    Image.objects.filter(id=image.id).update(status=ImageStatus.REJECTED)  # a write: not in a read-only one
+    assert _seen_elsewhere(image.id) == ImageStatus.REJECTED
+
+
+def _set_elsewhere(image_id: str, status: str) -> None:
+    settings = connection.settings_dict
+    with psycopg.connect(host=settings["HOST"] or "127.0.0.1", port=settings["PORT"] or 5432,
+                         user=settings["USER"], password=settings["PASSWORD"], dbname=settings["NAME"],
+                         autocommit=True) as other:
+        other.execute("UPDATE images_image SET status = %s WHERE id = %s", [status, image_id])
