@@ -378,6 +378,10 @@ API_SUNSET = env_sunsets("API_SUNSET")
 # A refused CSRF check under /api/ answers in the API's error shape, not Django's HTML page.
 CSRF_FAILURE_VIEW = "api.views.csrf_failure"
 
+# On PostgreSQL each web process keeps the tokens it read, with their users and permissions, until the
+# database notices a change to any of them (api.tokencache); off, every request reads its token.
+API_TOKEN_CACHE = env.bool("API_TOKEN_CACHE", True)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its `WWW-Authenticate: Token` challenge makes anonymous requests 401, not 403.

@@ -72,8 +72,8 @@ def pipelined_snapshot(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """On PostgreSQL a block of reads in one pipeline and one read-only REPEATABLE READ transaction, begun
     and committed by statements sent with the block's own: its reads see the same rows (a page and, by a
     subquery of the page, the products of the images on it) and take one round trip, the block's end.
-    Inside a transaction of the caller's, that one's; inside another block, that block's. Reads only: no `atomic()` in the block (its COMMIT
-    would end the snapshot). Elsewhere the block as it is."""
+    Inside a transaction of the caller's, that one's; inside another block, that block's. Reads only: no
+    `atomic()` in the block (its COMMIT would end the snapshot). Elsewhere the block as it is."""
     if not pipelines(using):
         yield
         return
