@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.fields.reverse_related import ManyToOneRel
 from django.db.models.query_utils import DeferredAttribute
+from django.urls import get_script_prefix, get_urlconf
 from django.utils import timezone, translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -205,7 +206,7 @@ _PK_MARK = "pk-mark"
 
 def _url_maker(name: str, request: Request) -> Callable[[str], str]:
     """`id → reverse(name, pk=id, request=request)`, reversing once and reusing the prefix and suffix."""
-    before, _, after = reverse(name, kwargs={"pk": _PK_MARK}, request=request).partition(_PK_MARK)
+    before, after = _url_stem(name, request)
 
     def url(image_id: str) -> str:
         if _URL_SAFE_ID.fullmatch(image_id):  # nothing for reverse() to quote
@@ -214,6 +215,28 @@ def _url_maker(name: str, request: Request) -> Callable[[str], str]:
 
     url.stem = (before, after)  # the same for two requests: the same URL for every id
     return url
+
+
+# The stems reversed before, by everything reverse() reads from the request and the thread: two per
+# request otherwise (a list page and a decision's answer both render an image), each a walk of the URL
+# resolver costing a tenth of a small request. Few keys (a name, a version, a host); emptied when a
+# setting changes (ROOT_URLCONF, the hosts) and when it holds MAX_STEMS.
+_STEMS: dict[tuple[Any, ...], tuple[str, str]] = {}
+MAX_STEMS = 256
+
+
+def _url_stem(name: str, request: Request) -> tuple[str, str]:
+    scheme = getattr(request, "versioning_scheme", None)
+    format_override = api_settings.URL_FORMAT_OVERRIDE
+    key = (name, type(scheme), getattr(request, "version", None), get_urlconf(), get_script_prefix(),
+           request.build_absolute_uri("/"), format_override and request.GET.get(format_override))
+    stem = _STEMS.get(key)
+    if stem is None:
+        before, _, after = reverse(name, kwargs={"pk": _PK_MARK}, request=request).partition(_PK_MARK)
+        if len(_STEMS) >= MAX_STEMS:
+            _STEMS.clear()
+        stem = _STEMS[key] = (before, after)
+    return stem
 
 
 # --- Rendering from rows -----------------------------------------------------------------------
@@ -365,7 +388,9 @@ _BOUND_PARTS: weakref.WeakSet[_ColumnPart] = weakref.WeakSet()
 
 
 def _forget_bodies(**kwargs: Any) -> None:
-    # The fields read settings when bound (a datetime's format, USE_TZ): kept bodies and readers go.
+    # The fields read settings when bound (a datetime's format, USE_TZ): kept bodies and readers go,
+    # and the URL stems (reversed with the settings' URLconf and hosts).
+    _STEMS.clear()
     for memo in _MEMOS:
         memo.clear()
     for part in _BOUND_PARTS:

@@ -4,6 +4,7 @@ equal the detail view's body, and a field added to the serializer must show up i
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
+from django.urls import get_script_prefix, set_script_prefix
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
@@ -332,6 +333,23 @@ def test_urls_are_those_of_each_request(as_reviewer, varied_images):
     assert local["file_url"].startswith("http://testserver/") and other["file_url"].startswith("http://127.0.0.1/")
     assert other["thumbnail_url"] == f"http://127.0.0.1/api/v1/images/{image.id}/thumbnail"
     assert as_reviewer.get("/api/v2/images").json()["results"][0]["file_url"].startswith("http://testserver/api/v2/")
+    # The scheme and the script prefix (a gateway mounted under a path) are the request's too, on every
+    # request: the URL stems reused between requests are those of the same host, prefix, scheme and version.
+    for _ in range(2):
+        assert _page(as_reviewer, secure=True)[image.id]["file_url"] == f"https://testserver/api/v1/images/{image.id}/file"
+        mounted = _mounted_page(as_reviewer, "/pod/")[image.id]
+        assert mounted["file_url"] == f"http://testserver/pod/api/v1/images/{image.id}/file"
+        assert _page(as_reviewer)[image.id] == local
+
+
+def _mounted_page(client, prefix: str) -> dict[str, dict]:
+    """A page served under a script prefix, as the WSGI handler sets it (the test client does not)."""
+    before = get_script_prefix()
+    set_script_prefix(prefix)
+    try:
+        return _page(client)
+    finally:
+        set_script_prefix(before)
 
 
 class CountedQuality(ImageSerializer):
