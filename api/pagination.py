@@ -62,15 +62,17 @@ class _SentPage:
     answered by its end; the paginator then reads them here. The view's `send_with_page(keys)`, when it
     has one, is called in the same block with the page's ids as its statement selects them
     (`core.db.keyed.KeysFrom`, or None), to send its reads about the page's rows with the page.
-    A slice other than the one sent (never, unless the paginator changes) runs the query as usual. Only
+    A slice other than the one sent (a paginator with orphans, say) runs the query as usual, and the view
+    is told so by `send_with_page(None)`: what it sent is not about those rows. Only
     for pages that start within the first SENT_AHEAD_ROWS rows: a page past the end is read for nothing,
     and reading one far past it would walk the whole table (the count alone answers it 404).
     """
 
     SENT_AHEAD_ROWS = 10_000
 
-    def __init__(self, queryset, count: int, bottom: int, top: int, rows: list) -> None:
+    def __init__(self, queryset, count: int, bottom: int, top: int, rows: list, send_with_page=None) -> None:
         self._queryset, self._count, self._bottom, self._top, self._rows = queryset, count, bottom, top, rows
+        self._send_with_page = send_with_page
         self.ordered = queryset.ordered  # the paginator warns about unordered lists
 
     @classmethod
@@ -86,7 +88,7 @@ class _SentPage:
             rows = page.send()
             if send_with_page is not None:
                 send_with_page(page.keys_from(queryset.model._meta.pk.attname))
-        return cls(queryset, count(), bottom, top, rows())
+        return cls(queryset, count(), bottom, top, rows(), send_with_page)
 
     def count(self) -> int:
         return self._count
@@ -96,6 +98,8 @@ class _SentPage:
         if isinstance(key, slice) and key.step is None and key.start == self._bottom and key.stop is not None \
                 and key.stop <= self._top:
             return self._rows[: key.stop - key.start]
+        if self._send_with_page is not None:
+            self._send_with_page(None)
         return self._queryset[key]
 
 

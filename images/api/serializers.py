@@ -291,6 +291,11 @@ class RowRenderer:
             if nested.parent_key == keys.column:
                 nested.send(keys)
 
+    def unsend(self) -> None:
+        """Drop what `send()` or `send_from()` sent: `render()` reads for its rows anew."""
+        for nested in self._nested:
+            nested.unsend()
+
     def render(self, rows: Rows) -> list[dict[str, Any]]:
         if not self._readers:
             return [{} for _ in rows]
@@ -608,6 +613,9 @@ class _NestedReader:
         foreign_key = self.part.foreign_key
         self._sent = (keys, values_in_later(self.part.model, key=foreign_key, keys=keys,
                                             fields=[foreign_key, *self.renderer.columns]))
+
+    def unsend(self) -> None:
+        self._sent = None
 
     def load(self, keys: set[Any]) -> None:
         # Sent for these keys, or for the rows a statement selects (which are the rows rendered).

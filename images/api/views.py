@@ -230,12 +230,16 @@ class ImageViewSet(
     def send_with_page(self, keys: KeysFrom | None) -> None:
         """Called by the paginator (api.pagination) where it sends the page: on PostgreSQL the page's
         products and history are sent with it, by its ids as its statement selects them, in its round trip
-        and snapshot."""
+        and snapshot. None: nothing sent with the page, or the rows are read otherwise (they are then read
+        for the rows rendered, as on any other database)."""
         context, renderer, _ = self._page_reads
+        products = None
         if keys is not None:
             products = relations.product_summaries_later(keys)
             renderer.send_from(keys)
-            self._page_reads = (context, renderer, products)
+        else:
+            renderer.unsend()
+        self._page_reads = (context, renderer, products)
 
     def _unfiltered(self) -> bool:
         return not any(name in self.request.query_params for name in s.ImageFilterSerializer._declared_fields)
