@@ -14,9 +14,10 @@ An error is raised at the next read or when the block ends, not by the statement
 the block only around code that does not catch database errors itself (no `try: … except
 IntegrityError` inside, no savepoint meant to recover). For a transaction, this block first and then
 `atomic()`: a transaction begun inside the block is begun by a BEGIN sent with its first statement and
-committed by a COMMIT sent with its last ones, waited for once (`core.db.postgresql`), where psycopg,
-begun outside, would wait for its BEGIN and the COMMIT would follow the block's end. Other databases run
-the block as it is (SQLite is in-process: there is no round trip to save).
+committed by a COMMIT answered at the block's end with the rest (`core.db.postgresql`; its `on_commit`
+callbacks run then, once PostgreSQL has said COMMIT), where psycopg, begun outside, would wait for its
+BEGIN and the COMMIT would follow the block's end. Other databases run the block as it is (SQLite is
+in-process: there is no round trip to save).
 """
 
 from __future__ import annotations
@@ -45,13 +46,18 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         return
     # Errors psycopg raises when the block ends become Django's (IntegrityError, OperationalError, …),
     # as those of a read inside it already are.
-    with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
-        # For the backend (core.db.postgresql): a transaction begun in the block is begun by a statement.
-        connection.pipeline = pipeline
-        try:
-            yield
-        finally:
-            connection.pipeline = None
+    ended = getattr(connection, "pipeline_ended", None)
+    try:
+        with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
+            # For the backend (core.db.postgresql): a transaction begun in the block is begun by a statement.
+            connection.pipeline = pipeline
+            try:
+                yield
+            finally:
+                connection.pipeline = None
+    finally:
+        if ended is not None:
+            ended()  # a COMMIT sent in the block has its answer: its on_commit callbacks run, or are dropped
 
 
 @contextmanager

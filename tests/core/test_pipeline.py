@@ -21,7 +21,7 @@ pytestmark = [
 ]
 
 
-def test_one_approval_takes_three_round_trips_with_its_history_and_event(make_image, reviewer, relay):
+def test_one_approval_takes_two_round_trips_with_its_history_and_event(make_image, reviewer, relay):
     first, second = make_image(), make_image()
     actor = Actor(reviewer, Via.API)
     image_approve(image_id=first.id, actor=actor)  # the statements' first run on this connection
@@ -30,8 +30,9 @@ def test_one_approval_takes_three_round_trips_with_its_history_and_event(make_im
     image_approve(image_id=second.id, actor=actor)
 
     # The locking read (BEGIN sent with it); the update, history, the event's sequence number and the
-    # event (numbered by its INSERT) with COMMIT; the pipeline's end (one each, without the pipeline: seven).
-    assert relay.round_trips <= 3
+    # event (numbered by its INSERT) with COMMIT, answered at the pipeline's end (one each, without the
+    # pipeline: seven).
+    assert relay.round_trips <= 2
     assert Image.objects.get(id=second.id).status == ImageStatus.APPROVED
     history = ImageTransition.objects.filter(image_id=second.id).values_list("from_status", "to_status")
     assert list(history) == [(ImageStatus.PENDING, ImageStatus.APPROVED)]
@@ -74,11 +75,12 @@ def test_a_transaction_begun_in_the_block_is_one_transaction_committed_at_its_en
                 Image.objects.filter(id=second.id).update(status=ImageStatus.REJECTED)
                 cursor.execute("SELECT txid_current()")
                 assert cursor.fetchone()[0] == inside  # both statements in the one transaction
-        # Committed when the atomic block ended, before the pipeline's: seen by another connection.
-        assert _seen_elsewhere(first.id) == ImageStatus.REJECTED
+        # COMMIT was sent when the atomic block ended: a statement after it is in a transaction of its own
+        # and, answered, has the COMMIT answered before it (seen by another connection).
         with connection.cursor() as cursor:
             cursor.execute("SELECT txid_current()")
             assert cursor.fetchone()[0] != inside
+        assert _seen_elsewhere(first.id) == ImageStatus.REJECTED
     assert _seen_elsewhere(second.id) == ImageStatus.REJECTED
 
 
@@ -183,3 +185,55 @@ def _set_elsewhere(image_id: str, status: str) -> None:
                          user=settings["USER"], password=settings["PASSWORD"], dbname=settings["NAME"],
                          autocommit=True) as other:
         other.execute("UPDATE images_image SET status = %s WHERE id = %s", [status, image_id])
+
+
+def test_on_commit_callbacks_of_a_transaction_in_the_block_run_once_its_commit_is_answered(make_image):
+    first, second = make_image(), make_image()
+    ran = []
+    with pipelined():
+        with transaction.atomic():
+            Image.objects.filter(id=first.id).update(status=ImageStatus.REJECTED)
+            transaction.on_commit(lambda: ran.append("first"))
+        assert ran == []  # COMMIT sent, not answered yet
+        # A later transaction rolled back in the same block takes only its own callbacks with it.
+        with pytest.raises(ValueError), transaction.atomic():
+            Image.objects.filter(id=second.id).update(status=ImageStatus.REJECTED)
+            transaction.on_commit(lambda: ran.append("second"))
+            raise ValueError("changed its mind")
+    assert ran == ["first"]
+    assert Image.objects.get(id=first.id).status == ImageStatus.REJECTED
+    assert Image.objects.get(id=second.id).status == ImageStatus.PENDING
+
+
+def test_a_commit_the_server_refuses_runs_no_callbacks_and_the_connection_goes_on():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE pod_deferred (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)")
+    ran = []
+    try:
+        with pytest.raises(IntegrityError), pipelined():
+            with transaction.atomic(), connection.cursor() as cursor:
+                # Checked only by COMMIT: the duplicate key is refused there.
+                cursor.execute("INSERT INTO pod_deferred VALUES (1), (1)")
+                transaction.on_commit(lambda: ran.append("committed"))
+        assert ran == []
+        assert connection.get_autocommit() and not connection.in_atomic_block
+        assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pod_deferred")
+            assert cursor.fetchone() == (0,)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pod_deferred")
+
+
+def test_an_error_before_the_commit_runs_no_callbacks_and_rolls_the_transaction_back(make_image):
+    image = make_image()
+    ran = []
+    with pytest.raises(IntegrityError), pipelined():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE images_image SET status = %s WHERE id = %s", [ImageStatus.REJECTED, image.id])
+            cursor.execute("INSERT INTO images_image (id, status) VALUES (%s, %s)", [image.id, ImageStatus.PENDING])
+            transaction.on_commit(lambda: ran.append("committed"))
+    assert ran == []
+    assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    assert Image.objects.get(id=image.id).status == ImageStatus.PENDING

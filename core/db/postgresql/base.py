@@ -18,9 +18,11 @@ caught by either before the request's own query, which would wait on it as the e
 A transaction begun inside a `core.db.pipeline.pipelined()` block is begun by a BEGIN statement sent
 with the block's next one. psycopg begins a transaction by sending BEGIN before the first statement and,
 in pipeline mode, waits for its answer there (a round trip for nothing); with psycopg left in autocommit
-and the transaction begun by a statement, it commits and rolls back as it does its own (COMMIT or
-ROLLBACK, waited for with everything sent before them), so a transaction that ends inside the block
-takes no round trip of its own at either end.
+and the transaction begun by a statement, it rolls back as it does its own (ROLLBACK, waited for with
+everything sent before it). Its COMMIT is sent and answered by the block's end, with everything sent
+after it: a transaction that ends inside the block takes no round trip of its own at either end. Its
+`on_commit` callbacks wait for that answer (`pipeline_ended`, called by the block): they run once
+PostgreSQL has said COMMIT, and are dropped if it did not.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import select
 import psycopg
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+from psycopg import pq
 from psycopg.abc import AdaptContext
 from psycopg.adapt import AdaptersMap
 from psycopg.pq import Format
@@ -70,6 +73,11 @@ def check_when_readable(connection: psycopg.Connection) -> None:
         ConnectionPool.check_connection(connection)
 
 
+def _committed(cursor: psycopg.Cursor) -> bool:
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.COMMAND_OK and result.command_status == b"COMMIT"
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self) -> ConnectionPool | None:
@@ -84,6 +92,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     pipeline: psycopg.Pipeline | None = None
     # The psycopg connection whose transaction a BEGIN statement began (psycopg stays in autocommit).
     _begun_by_statement: psycopg.Connection | None = None
+    # The COMMITs sent in the pipeline and not answered yet: each one's cursor and the on_commit
+    # callbacks waiting for its answer.
+    _unanswered_commits: list[tuple[psycopg.Cursor, list]] | None = None
 
     def _start_transaction_under_autocommit(self) -> None:
         # Django's hook for the outermost atomic(): a backend that has it begins the transaction here.
@@ -99,13 +110,39 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _commit(self) -> None:
         if self._begun_by_statement is not self.connection:
             return super()._commit()
-        # psycopg, in autocommit, would not commit. Syncing the pipeline has the COMMIT and everything
-        # sent before it answered: an error is raised here, before Django runs the on_commit callbacks.
+        # psycopg, in autocommit, would not commit. The COMMIT is answered with everything else at the
+        # block's end (an error is raised there); Django's on_commit callbacks wait for it.
         with self.wrap_database_errors:
-            self.connection.execute(b"COMMIT", prepare=False)
-            if self.pipeline is not None:
-                self.pipeline.sync()
+            cursor = self.connection.execute(b"COMMIT", prepare=False)
+            if self.pipeline is None:  # the block ended before the transaction (not as documented)
+                return None
+        self._unanswered_commits = [*(self._unanswered_commits or []), (cursor, [])]
         return None
+
+    def run_and_clear_commit_hooks(self) -> None:
+        if not self._unanswered_commits:
+            return super().run_and_clear_commit_hooks()
+        # Kept apart, with their COMMIT: a later transaction's rollback in the block empties `run_on_commit`.
+        self._unanswered_commits[-1][1].extend(self.run_on_commit)
+        self.run_on_commit = []
+        return None
+
+    def pipeline_ended(self) -> None:
+        """Called by `core.db.pipeline.pipelined()` once its pipeline has ended, with or without an error:
+        the on_commit callbacks of each COMMIT sent in it run if PostgreSQL answered it with COMMIT (after
+        an error before it, the COMMIT is not run, or answered ROLLBACK; a lost connection answers nothing)."""
+        commits, self._unanswered_commits = self._unanswered_commits or [], None
+        if commits and not self.in_atomic_block and self.connection is not None and \
+                self.connection.pgconn.transaction_status in (pq.TransactionStatus.INERROR,
+                                                              pq.TransactionStatus.INTRANS):
+            # A statement before the COMMIT failed: PostgreSQL skipped the COMMIT and the transaction
+            # is still open (Django, whose commit() returned, would not roll it back).
+            with self.wrap_database_errors:
+                self.connection.execute(b"ROLLBACK", prepare=False)
+        callbacks = [callback for cursor, waiting in commits if _committed(cursor) for callback in waiting]
+        if callbacks:
+            self.run_on_commit = callbacks + self.run_on_commit
+            super().run_and_clear_commit_hooks()
 
     # Rolling back is psycopg's own: it syncs the pipeline first, then sees the open transaction.
 
