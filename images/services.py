@@ -106,8 +106,8 @@ def images_transition(
     """
     ids = unique_ids(image_ids)
     # Pipelined: the lock (BEGIN sent with it); the update, history and events (numbered by their INSERT)
-    # with COMMIT; and the block's end take three round trips to PostgreSQL, not one per statement
-    # (nothing in here catches a database error).
+    # with COMMIT, answered at the block's end: two round trips to PostgreSQL, not one per statement
+    # (nothing in here catches a database error; the counter's on_commit waits for the answer).
     with pipelined(), transaction.atomic():
         rows = values_in(Image, key="id", keys=ids, fields=("id", "status"), for_update=True)
         found = {row["id"]: row["status"] for row in rows}
