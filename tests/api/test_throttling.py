@@ -19,12 +19,10 @@ from tests.conftest import make_user
 pytestmark = pytest.mark.urls("tests.api.infra_urls")
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_SKIP = "REDIS_URL is not set: the Redis limiter is tested in CI"
 BACKENDS = [
     "database",
-    pytest.param(
-        "redis",
-        marks=pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set: the Redis limiter is tested in CI"),
-    ),
+    pytest.param("redis", marks=pytest.mark.skipif(not REDIS_URL, reason=REDIS_SKIP)),
 ]
 
 
@@ -127,6 +125,45 @@ def test_reads_use_the_read_tier_and_untiered_writes_are_not_limited(backend, se
     untiered = client.post("/api/untiered")
     assert untiered.status_code == 200
     assert "X-RateLimit-Limit" not in untiered
+
+
+REDIS_ONLY = pytest.mark.skipif(not REDIS_URL, reason=REDIS_SKIP)
+
+
+@REDIS_ONLY
+@pytest.mark.django_db
+def test_the_redis_limiter_loads_its_script_again_when_redis_has_forgotten_it(settings):
+    import redis
+
+    settings.REDIS_URL = REDIS_URL
+    _clear_redis_limits()
+    _limit(settings, "approval", 3, 60)
+    client = token_client("alice")
+    assert client.post("/api/limited")["X-RateLimit-Remaining"] == "2"
+    redis.Redis.from_url(REDIS_URL).script_flush()  # as after a restart of Redis
+    again = client.post("/api/limited")
+    assert again.status_code == 200
+    assert again["X-RateLimit-Remaining"] == "1"  # the same window, counted on
+
+
+@REDIS_ONLY
+@pytest.mark.django_db
+def test_the_redis_limiter_connects_again_when_its_connection_is_closed(settings):
+    import redis
+
+    from api.throttling import _redis_client
+
+    settings.REDIS_URL = REDIS_URL
+    _clear_redis_limits()
+    _limit(settings, "approval", 3, 60)
+    client = token_client("alice")
+    assert client.post("/api/limited")["X-RateLimit-Remaining"] == "2"
+    own = _redis_client(REDIS_URL).client_id()  # this thread's connection, which the request used
+    assert redis.Redis.from_url(REDIS_URL).client_kill_filter(_id=own) == 1
+    again = client.post("/api/limited")
+    assert again.status_code == 200
+    assert again["X-RateLimit-Remaining"] == "1"
+    assert _redis_client(REDIS_URL).client_id() != own
 
 
 @pytest.mark.django_db
