@@ -258,18 +258,19 @@ class RowRenderer:
     A serializer that declares it reuses the bodies rendered for rows with the same values (RowMemo).
     """
 
-    def __init__(self, serializer: serializers.ModelSerializer) -> None:
+    def __init__(self, serializer: serializers.ModelSerializer, zone: datetime.tzinfo | None = None) -> None:
         plan = _RowPlan.of(serializer)
+        # The current time zone (what datetimes are written in), looked up once: a thread-local read each.
+        zone = timezone.get_current_timezone() if zone is None else zone
         self.columns = plan.columns
         self._attributes = plan.attributes
         self._names = [name for name, _ in plan.parts]
-        self._readers = [part.bind(serializer) for _, part in plan.parts]
+        self._readers = [part.bind(serializer, zone) for _, part in plan.parts]
         self._nested = [read for read in self._readers if isinstance(read, _NestedReader)]
         self._methods = any(isinstance(part, _MethodPart) for _, part in plan.parts)
         self._memo = plan.memo
         if self._memo is not None:
-            self._memo_context = (serializer.row_memo_context(), timezone.get_current_timezone_name(),
-                                  translation.get_language())
+            self._memo_context = (serializer.row_memo_context(), zone, translation.get_language())
             fresh = {name for name, part in plan.parts if name in self._memo.per_request or
                      isinstance(part, _NestedPart)}
             self._fresh = [(name, read) for name, read in zip(self._names, self._readers, strict=True)
@@ -389,7 +390,7 @@ class RowMemo:
 # Weakly: a memo or the parts of a plan that is gone (one made for a serializer instance, or replaced)
 # go with it.
 _MEMOS: weakref.WeakSet[RowMemo] = weakref.WeakSet()
-_BOUND_PARTS: weakref.WeakSet[_ColumnPart] = weakref.WeakSet()
+_BOUND_PARTS: weakref.WeakSet[_ColumnPart | _NestedPart] = weakref.WeakSet()
 
 
 def _forget_bodies(**kwargs: Any) -> None:
@@ -496,15 +497,15 @@ class _ColumnPart:
         self.field = field
         self.column = column
         self.nullable = nullable
-        self._context_free = type(field) in _CONTEXT_FREE_FIELDS
+        self.context_free = type(field) in _CONTEXT_FREE_FIELDS
         self._bound: dict[Any, ColumnReader] = {}
         _BOUND_PARTS.add(self)
 
-    def bind(self, serializer: serializers.Serializer) -> ColumnReader:
-        if not self._context_free:
+    def bind(self, serializer: serializers.Serializer, zone: datetime.tzinfo) -> ColumnReader:
+        if not self.context_free:
             return self._bind(serializer)
         # A datetime's representation depends on the current time zone (the key); the others on nothing.
-        zone = timezone.get_current_timezone() if isinstance(self.field, serializers.DateTimeField) else None
+        zone = zone if isinstance(self.field, serializers.DateTimeField) else None
         reader = self._bound.get(zone)
         if reader is None:
             reader = self._bound[zone] = self._bind(None)
@@ -572,7 +573,7 @@ class _MethodPart:
     def __init__(self, method_name: str) -> None:
         self.method_name = method_name
 
-    def bind(self, serializer: serializers.Serializer) -> ColumnReader:
+    def bind(self, serializer: serializers.Serializer, zone: datetime.tzinfo) -> ColumnReader:
         method = getattr(serializer, self.method_name)
 
         def read(rows: Rows, instances: Sequence[Any]) -> list[Any]:
@@ -589,13 +590,28 @@ class _NestedPart:
         self.model = relation.related_model
         self.foreign_key = relation.field.attname
         self.parent_key = relation.field.target_field.attname
-        _RowPlan.of(self.child)  # an item field that rows cannot render fails here, not at a request
+        plan = _RowPlan.of(self.child)  # an item field that rows cannot render fails here, not at a request
+        # Items whose fields are all DRF's context-free column fields (a history entry's) read nothing of
+        # the request: their renderer (its readers, its memo's context) is made once per time zone and
+        # language, the rest of a memo's key, and shared as those fields are.
+        self._shared = all(isinstance(part, _ColumnPart) and part.context_free for _, part in plan.parts)
+        self._renderers: dict[tuple[datetime.tzinfo, str | None], RowRenderer] = {}
+        _BOUND_PARTS.add(self)
 
-    def bind(self, serializer: serializers.Serializer) -> _NestedReader:
-        # A new instance as declared (no state of another request's), under this request's serializer.
-        child = type(self.child)(*self.child._args, **self.child._kwargs)
-        child.parent = serializer
-        return _NestedReader(self, RowRenderer(child))
+    def bind(self, serializer: serializers.Serializer, zone: datetime.tzinfo) -> _NestedReader:
+        key = (zone, translation.get_language()) if self._shared else None
+        renderer = self._renderers.get(key) if self._shared else None
+        if renderer is None:
+            # A new instance as declared (no state of another request's), under this request's serializer.
+            child = type(self.child)(*self.child._args, **self.child._kwargs)
+            child.parent = None if self._shared else serializer  # a shared one keeps no request
+            renderer = RowRenderer(child, zone)
+            if self._shared:
+                self._renderers[key] = renderer
+        return _NestedReader(self, renderer)
+
+    def forget(self) -> None:
+        self._renderers = {}
 
 
 class _NestedReader:

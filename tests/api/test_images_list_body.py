@@ -408,6 +408,13 @@ def test_a_kept_body_is_not_given_under_another_time_zone(varied_images):
     assert utc.keys() == paris.keys()
     assert all(row["created_at"].endswith("Z") for row in utc.values())
     assert all(row["created_at"].endswith(("+01:00", "+02:00")) for row in paris.values())
+    # The history entries' renderer, shared by the requests, is the current time zone's too.
+    entries = [(entry, row["history"][n])
+               for row in paris.values() for n, entry in enumerate(utc[row["id"]]["history"])]
+    assert entries and all(entry["created_at"].endswith("Z") for entry, _ in entries)
+    assert all(there["created_at"].endswith(("+01:00", "+02:00")) for _, there in entries)
+    again = {row["id"]: row for row in _render(ImageSerializer)}
+    assert all(entry["created_at"].endswith("Z") for row in again.values() for entry in row["history"])
 
 
 def test_datetimes_follow_a_changed_format_setting(as_reviewer, varied_images, settings):
@@ -441,6 +448,27 @@ def test_a_column_field_of_its_own_reads_each_requests_context(as_reviewer, vari
     assert _page(as_reviewer)[image.id]["hosted_format"] == f"testserver:{image.format}"
     assert _page(as_reviewer, HTTP_HOST="127.0.0.1")[image.id]["hosted_format"] == f"127.0.0.1:{image.format}"
 
+
+class HostedEntry(HistoryEntrySerializer):
+    """A history entry with a field that reads the request: its renderer is not shared by requests."""
+
+    hosted_via = HostField(source="via")
+
+    class Meta(HistoryEntrySerializer.Meta):
+        fields = [*HistoryEntrySerializer.Meta.fields, "hosted_via"]
+
+
+class WithHostedHistory(ImageSerializer):
+    history = HostedEntry(many=True, read_only=True)
+
+
+def test_nested_items_reading_the_request_read_each_requests_context(as_reviewer, varied_images, monkeypatch):
+    monkeypatch.setattr(ImageViewSet, "serializer_class", WithHostedHistory)
+    image = varied_images["reviewed"]
+    first = _page(as_reviewer)[image.id]["history"]
+    assert first and all(entry["hosted_via"].startswith("testserver:") for entry in first)
+    other = _page(as_reviewer, HTTP_HOST="127.0.0.1")[image.id]["history"]
+    assert all(entry["hosted_via"].startswith("127.0.0.1:") for entry in other)
 
 
 def test_a_memo_no_plan_holds_is_not_kept_alive_for_setting_changes():
