@@ -14,14 +14,17 @@ several reads can share one round trip (`core.db.pipeline`).
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import JSONField, QuerySet
+from django.db.models.expressions import Col
 from django.db.models.query import ValuesIterable
 from django.db.models.sql import Query
 
@@ -121,9 +124,38 @@ def _converters(compiled: Compiled, connection: Any) -> dict[int, tuple[list[Any
     known = compiled.converters.get(connection)
     if known is None or known[0] != setting:
         compiler = compiled.query.get_compiler(connection=connection)
-        known = (setting, compiler.get_converters(compiled.select))
+        converters = {
+            position: ([_orjson_reading(function, expression) for function in functions], expression)
+            for position, (functions, expression) in compiler.get_converters(compiled.select).items()
+        }
+        known = (setting, converters)
         compiled.converters[connection] = known
     return known[1]
+
+
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+
+
+def _orjson_reading(function: Callable[..., Any], expression: Any) -> Callable[..., Any]:
+    """A JSONField's own reading of a column's text (`json.loads`, ~20x orjson's time: a page's quality
+    reports), read by orjson where it reads the same Python objects. A text with 19 digits in a row
+    (orjson reads an integer beyond 64 bits as a float) and what orjson refuses (NaN, a lone surrogate)
+    go to the field's own reading."""
+    json_field = getattr(function, "__self__", None)
+    if not (isinstance(json_field, JSONField) and function.__func__ is JSONField.from_db_value
+            and json_field.decoder is None and isinstance(expression, Col)):
+        return function
+    loads, decode_error, long_number = orjson.loads, orjson.JSONDecodeError, _LONG_NUMBER.search
+
+    def read(value: Any, expression: Any, connection: Any) -> Any:
+        if value.__class__ is str and not long_number(value):
+            try:
+                return loads(value)
+            except decode_error:
+                pass
+        return function(value, expression, connection)
+
+    return read
 
 
 _plain: dict[tuple[Any, ...], Compiled] = {}

@@ -90,3 +90,25 @@ def test_values_follow_a_changed_time_zone_setting(images, compiles, settings):
     if connection.vendor == "sqlite":
         assert naive["created_at"].tzinfo is None  # made again for the setting, not the first call's
     assert compiles == [0]
+
+
+def test_json_columns_read_as_the_field_reads_them_beyond_what_orjson_reads(make_image, monkeypatch):
+    import json
+
+    import orjson
+
+    # Values orjson does not read as `json` does (an integer beyond 64 bits, which it reads as a float; on
+    # SQLite, which stores the text as written, a lone surrogate it refuses) and ones it reads.
+    odd_text = "\ud800" if connection.vendor == "sqlite" else "\u00e9"
+    reports = [{"big": 2**70 + 1, "values": [1.5, -(2**63) - 1]}, {"text": odd_text},
+               {"valid": True, "info": {"dpi": 300}}]
+    made = [make_image(quality=report) for report in reports]
+    read_by_orjson = []
+    loads = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda text: read_by_orjson.append(text) or loads(text))
+    monkeypatch.setattr(compiled, "_plain", {})
+    rows = {row["id"]: row["quality"] for row in images_all().order_by("created_at", "id").values(*FIELDS)[:10]}
+    assert rows == {image.id: json.loads(json.dumps(report)) for image, report in zip(made, reports, strict=True)}
+    assert rows[made[0].id]["big"] == 2**70 + 1 and rows[made[1].id]["text"] == odd_text
+    assert [type(value) for value in rows[made[0].id]["values"]] == [float, int]
+    assert len(read_by_orjson) == len(reports) - 1  # orjson read the others
