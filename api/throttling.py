@@ -19,12 +19,14 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
@@ -139,28 +141,38 @@ def _redis_client(url: str) -> redis.Redis:
     return client
 
 
-def _hit_redis(*, key: str, limit: int, window: int) -> tuple[bool, int, float, float]:
+Hit = tuple[bool, int, float, float]  # allowed, count, now, oldest
+
+
+def _send_redis(*, key: str, limit: int, window: int) -> Callable[[], Hit]:
+    """Send the script's call on this thread's connection; what reads its answer, called once."""
     client = _redis_client(settings.REDIS_URL)
+    connection = client.connection
     # The test a pool makes of a connection it hands out: one closed while idle (Redis restarted, a timeout
-    # of its own) reads as closed here and is opened again, rather than failing the request.
+    # of its own) or holding an answer nobody read reads so here and is opened again.
     try:
-        if client.connection.can_read():  # connects a connection not yet open
+        if connection.can_read():  # connects a connection not yet open
             raise redis.exceptions.ConnectionError("unread data on the connection")
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-        client.connection.disconnect()
+        connection.disconnect()
     command = ("EVALSHA", _SLIDING_WINDOW_SHA, 1, f"pod:ratelimit:{key}", limit, window * 1_000_000,
                uuid.uuid4().hex)
-    try:
-        reply = client.execute_command(*command)
-    except redis.exceptions.NoScriptError:
-        # Redis forgot the script (a restart, SCRIPT FLUSH): load it and send again, as `Script` does.
-        client.script_load(SLIDING_WINDOW_LUA)
-        reply = client.execute_command(*command)
-    allowed, count, now_us, oldest_us = reply
-    return bool(allowed), int(count), int(now_us) / 1e6, int(oldest_us) / 1e6
+    connection.send_command(*command)
+
+    def answer() -> Hit:
+        try:
+            reply = connection.read_response()
+        except redis.exceptions.NoScriptError:
+            # Redis forgot the script (a restart, SCRIPT FLUSH): load it and send again, as `Script` does.
+            client.script_load(SLIDING_WINDOW_LUA)
+            reply = client.execute_command(*command)
+        allowed, count, now_us, oldest_us = reply
+        return bool(allowed), int(count), int(now_us) / 1e6, int(oldest_us) / 1e6
+
+    return answer
 
 
-def _hit_database(*, key: str, limit: int, window: int) -> tuple[bool, int, float, float]:
+def _hit_database(*, key: str, limit: int, window: int) -> Hit:
     # Plain SQL: on every limited request the ORM's query building cost several times the statements
     # themselves (four queries a request); the statements are the same on SQLite and PostgreSQL.
     buckets, hits = RateLimitBucket._meta.db_table, RateLimitHit._meta.db_table
@@ -204,21 +216,36 @@ def user_ident(user) -> str:
 
 def rate_limit_hit(*, tier: str, ident: str) -> Decision:
     """Count one request of `ident` against `tier` (if there is room) and say whether it may proceed."""
+    return rate_limit_send(tier=tier, ident=ident)()
+
+
+def rate_limit_send(*, tier: str, ident: str) -> Callable[[], Decision]:
+    """`rate_limit_hit` in two steps: the hit is sent (with Redis) or made (the database's); the function
+    returned reads its decision, once. Between the two, the request may do what does not depend on it."""
     try:
         limit, window = settings.RATE_LIMITS[tier]
     except KeyError:
         raise ImproperlyConfigured(f"Unknown rate-limit tier {tier!r}; known: {sorted(settings.RATE_LIMITS)}") from None
-    hit = _hit_redis if settings.REDIS_URL else _hit_database
-    allowed, count, now, oldest = hit(key=bucket_key(tier, ident), limit=limit, window=window)
-    return Decision(
-        tier=tier,
-        limit=limit,
-        window=window,
-        allowed=allowed,
-        remaining=max(0, limit - count),
-        reset_after=max(0.0, oldest + window - now),
-        now=now,
-    )
+    key = bucket_key(tier, ident)
+    if settings.REDIS_URL:
+        answer = _send_redis(key=key, limit=limit, window=window)
+    else:
+        hit = _hit_database(key=key, limit=limit, window=window)
+        answer = lambda: hit  # noqa: E731
+
+    def decision() -> Decision:
+        allowed, count, now, oldest = answer()
+        return Decision(
+            tier=tier,
+            limit=limit,
+            window=window,
+            allowed=allowed,
+            remaining=max(0, limit - count),
+            reset_after=max(0.0, oldest + window - now),
+            now=now,
+        )
+
+    return decision
 
 
 def _longest_window() -> int:
@@ -236,7 +263,11 @@ def rate_limit_prune() -> int:
 
 
 class TierRateThrottle(BaseThrottle):
-    """DRF throttle for every API view: GET/HEAD use `read`, other methods the view's `rate_tier`."""
+    """DRF throttle for every API view: GET/HEAD use `read`, other methods the view's `rate_tier`.
+
+    A read action a view names in `ReadsBeforeRateLimitMixin.rate_limit_read_later` goes on while Redis
+    answers: the view's reads are sent in the meantime, and the answer is read when they have been
+    (`rate_limit_settle`); one over the limit is then refused as any other, its reads unused."""
 
     def allow_request(self, request, view) -> bool:
         tier = "read" if request.method in READ_METHODS else getattr(view, "rate_tier", None)
@@ -248,9 +279,36 @@ class TierRateThrottle(BaseThrottle):
         else:
             # The socket's address, or X-Forwarded-For's from a trusted proxy only (api.clientip).
             ident = f"ip:{client_ip(request._request)}"
-        decision = rate_limit_hit(tier=tier, ident=ident)
-        # Read by RateLimitHeadersMiddleware on the way out, for success and failure alike.
-        request._request.rate_limit = decision
-        if not decision.allowed:
-            raise RateLimitExceeded(decision)
+        request._request.rate_limit_answer = rate_limit_send(tier=tier, ident=ident)
+        if not (settings.REDIS_URL and tier == "read" and isinstance(view, ReadsBeforeRateLimitMixin)
+                and getattr(view, "action", None) in view.rate_limit_read_later):
+            rate_limit_settle(request._request)
         return True
+
+
+def rate_limit_settle(request: HttpRequest) -> None:
+    """Read the decision the throttle left to read on `request`, if any (for the headers: `request.rate_limit`);
+    raises RateLimitExceeded when it refuses the request."""
+    answer = vars(request).pop("rate_limit_answer", None)
+    if answer is None:
+        return
+    decision = answer()
+    # Read by RateLimitHeadersMiddleware on the way out, for success and failure alike.
+    request.rate_limit = decision
+    if not decision.allowed:
+        raise RateLimitExceeded(decision)
+
+
+class ReadsBeforeRateLimitMixin:
+    """For API views: the actions in `rate_limit_read_later` read the rate limiter's answer (Redis's round
+    trip) after sending their own reads, when they call `rate_limit_settle`; the response of one that did
+    not (it failed first) reads it here, and is replaced by the 429 if the request was over the limit."""
+
+    rate_limit_read_later: frozenset[str] = frozenset()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        try:
+            rate_limit_settle(request._request)
+        except Exception as error:
+            response = self.handle_exception(error)
+        return super().finalize_response(request, response, *args, **kwargs)

@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 from api.pagination import VersionedPaginationMixin
 from api.permissions import ActionPermission, ActionPolicyMixin
 from api.renderers import FastJSONRenderer
+from api.throttling import ReadsBeforeRateLimitMixin, rate_limit_settle
 from core.actors import api_actor
 from core.db.keyed import KeysFrom, values_in_later
 from core.db.pipeline import pipelined, pipelined_transaction
@@ -179,6 +180,7 @@ def _all_images_values(columns: tuple[str, ...]) -> QuerySet[Image]:
 @extend_schema(tags=["images"])
 class ImageViewSet(
     ActionPolicyMixin,
+    ReadsBeforeRateLimitMixin,
     VersionedPaginationMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -188,6 +190,8 @@ class ImageViewSet(
     filter_backends = [OrderingFilter]
     ordering_fields = s.IMAGE_ORDERING
     ordering = ["-created_at", "-id"]
+    # A page's reads are sent before the rate limiter's answer is read (Redis and PostgreSQL at once).
+    rate_limit_read_later = frozenset({"list"})
     action_permissions = {
         "list": VIEW_IMAGE,
         "retrieve": VIEW_IMAGE,
@@ -225,6 +229,7 @@ class ImageViewSet(
             queryset = self.get_queryset().values(*renderer.columns)
         self._page_reads = (context, renderer, None)
         rows = self.paginate_queryset(self.filter_queryset(queryset))
+        rate_limit_settle(request._request)  # Redis answered while the page was made and read
         return self.get_paginated_response(self._render_rows(context, renderer, rows, self._page_reads[2]))
 
     def send_with_page(self, keys: KeysFrom | None) -> None:
