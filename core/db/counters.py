@@ -186,12 +186,14 @@ def status_counts_later(
 ) -> Callable[[], dict[str, dict[str, int]]]:
     """`status_counts` in two steps: the read is sent now and answered when the function returned is called
     (once), so that it can share a round trip with other reads (`core.db.pipeline`)."""
-    marks = ", ".join(["%s"] * len(tables))
+    # The tables' names (the models', never a client's) as literals: a statement without parameters keeps
+    # its plan on PostgreSQL even under the sessions' force_custom_plan, where planning this one cost more
+    # than running it (~60 µs against ~25 µs).
+    names = ", ".join("'" + table.replace("'", "''") + "'" for table in tables)
     cursor = connection.cursor()
     try:
         cursor.execute(
-            f"SELECT tbl, status, SUM(n), COUNT(*) FROM {TABLE} WHERE tbl IN ({marks}) GROUP BY tbl, status",
-            list(tables),
+            f"SELECT tbl, status, SUM(n), COUNT(*) FROM {TABLE} WHERE tbl IN ({names}) GROUP BY tbl, status"
         )
     except BaseException:
         cursor.close()

@@ -169,3 +169,17 @@ def test_a_table_counted_by_another_column_is_counted_as_exactly():
         counters.counters_drop(connection, [("counted_by_state", "state")])
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE counted_by_state")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plans kept by prepared statements are PostgreSQL's")
+def test_the_counts_read_keeps_its_plan_under_force_custom_plan(make_image):
+    make_image()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_custom_plan",)  # the sessions' setting (pod_gateway.settings)
+        for _ in range(8):  # psycopg prepares a statement from its fifth run on
+            assert counters.status_counts(connection, ["images_image"])["images_image"] == {"pending": 1}
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                       [f"%FROM {counters.TABLE} WHERE tbl IN%"])
+        (generic, custom), = cursor.fetchall()
+    assert generic >= 1 and custom == 0  # planned once, not at each read
