@@ -8,7 +8,8 @@ is inserted, so it stays exact across gunicorn workers of one installation. Djan
 would not: each worker would keep its own count.
 
 The throttle stores what it decided on the Django request (`request.rate_limit`);
-`api.middleware.RateLimitHeadersMiddleware` turns that into the headers of every limited response.
+`api.middleware.RateLimitHeadersMiddleware` turns that into the headers of every limited response. A
+view may read Redis's answer later, once it has sent its own reads (`ReadsBeforeRateLimitMixin`).
 """
 
 from __future__ import annotations
@@ -120,17 +121,18 @@ return {allowed, count, now, first}
 """
 
 
-_SLIDING_WINDOW_SHA = hashlib.sha1(SLIDING_WINDOW_LUA.encode()).hexdigest()
+_SLIDING_WINDOW_SHA = hashlib.sha1(SLIDING_WINDOW_LUA.encode(), usedforsecurity=False).hexdigest()
 _redis_clients = threading.local()
 
 
 def _redis_client(url: str) -> redis.Redis:
     """This thread's client of `url`, on one connection of its own.
 
-    Every limited request makes this call: through a shared client's pool, and redis-py's `Script`
-    wrapper, it cost ~160 µs, of which ~50 µs were the pool's check-out (a read of the socket to test it),
-    check-in and the wrapper's argument handling; a single-connection client keeps redis-py's reconnect
-    and retry but not the pool. Threads are few and fixed (the web process's request threads)."""
+    Every limited request calls the script: through a shared client's pool and redis-py's `Script`
+    wrapper it cost ~160 µs, of which ~50 µs were the pool's check-out and check-in, the client's retry
+    and lock and the wrapper's argument handling. `_send_redis` writes the call on this connection and
+    reads its answer itself, testing the connection first as the pool does. Threads are few and fixed
+    (the web process's request threads)."""
     clients = getattr(_redis_clients, "by_url", None)
     if clients is None:
         clients = _redis_clients.by_url = {}
