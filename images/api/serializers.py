@@ -139,6 +139,8 @@ class ImageSerializer(serializers.ModelSerializer):
     # every field but the nested history and these reads only the image's columns and what
     # row_memo_context() returns. Declared for this class alone; a subclass declares its own.
     row_memo_per_request = ("products", "product")
+    # What the methods below read besides the id: a list page selects these and the fields' columns only.
+    row_method_columns = ("quality", "quality_valid", "thumbnail")
 
     def row_memo_context(self) -> Hashable:
         """What the remembered fields read besides the row: the stems of this request's file URLs."""
@@ -412,6 +414,8 @@ class _RowPlan:
     The plan of a class is made from a context-free instance, so it keeps no request. A serializer
     whose fields are not its class's alone (get_fields() overridden, or fields the instance has
     already built or changed) is planned from the instance itself, each time, and keeps no bodies.
+    A SerializerMethodField may read any column, so a class with one selects them all, unless the class
+    itself (not a parent) names in `row_method_columns` the columns its methods read besides the key.
     """
 
     _of_class: ClassVar[dict[type, _RowPlan]] = {}
@@ -423,13 +427,13 @@ class _RowPlan:
         if "fields" in vars(serializer) or kind.get_fields not in _CLASS_FIELDS:
             return cls(serializer)
         if kind not in cls._of_class:
-            plan = cls(kind())
+            plan = cls(kind(), method_columns=vars(kind).get("row_method_columns"))
             if "row_memo_per_request" in vars(kind):
                 plan.memo = RowMemo(plan.model, plan.columns, kind.row_memo_per_request)
             cls._of_class[kind] = plan
         return cls._of_class[kind]
 
-    def __init__(self, serializer: serializers.ModelSerializer) -> None:
+    def __init__(self, serializer: serializers.ModelSerializer, method_columns: Sequence[str] | None = None) -> None:
         self._name = type(serializer).__name__
         if not isinstance(serializer, serializers.ModelSerializer):
             raise ImproperlyConfigured(f"{self._name} is not a ModelSerializer; it cannot be rendered from rows")
@@ -443,7 +447,9 @@ class _RowPlan:
             part: _ColumnPart | _MethodPart | _NestedPart
             if isinstance(field, serializers.SerializerMethodField):
                 part = _MethodPart(field.method_name)
-                columns.update(attributes.plain, attributes.files)  # a method may read any column
+                # A method may read any column, or those its class names.
+                readable = attributes.plain | attributes.files.keys()
+                columns.update(readable if method_columns is None else method_columns)
             elif isinstance(field, serializers.ListSerializer):
                 part = _NestedPart(field, self._relation(field))
                 columns.add(part.parent_key)

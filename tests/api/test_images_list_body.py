@@ -482,3 +482,28 @@ def test_a_memo_no_plan_holds_is_not_kept_alive_for_setting_changes():
     del memo
     gc.collect()
     assert gone() is None
+
+
+class ReadsAnotherColumn(ImageSerializer):
+    """A method of its own reading a column ImageSerializer's methods do not: its class names no columns."""
+
+    color = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "color"]
+
+    def get_color(self, image: Image) -> str:
+        return image.color_mode
+
+
+def test_the_columns_selected_are_those_the_fields_and_the_named_methods_read(as_reviewer, varied_images,
+                                                                             monkeypatch):
+    image = varied_images["plain"]
+    image_columns = set(RowRenderer(ImageSerializer(context={"request": _request()})).columns)
+    assert {"quality", "quality_valid", "thumbnail", "status", "created_at"} <= image_columns
+    assert not image_columns & {"batch_index", "color_mode", "created_by_id", "review_rank"}
+    assert _page(as_reviewer)[image.id] == as_reviewer.get(f"/api/v1/images/{image.id}").json()
+    # A subclass's method reads any column: it is selected for it.
+    monkeypatch.setattr(ImageViewSet, "serializer_class", ReadsAnotherColumn)
+    assert "color_mode" in RowRenderer(ReadsAnotherColumn(context={"request": _request()})).columns
+    assert _page(as_reviewer)[image.id]["color"] == image.color_mode
