@@ -345,6 +345,23 @@ class ReviewWorkspace:
         after: tuple[datetime, str] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the pending queue in its own order, after a keyset position; and the next position."""
+        queryset = self.queue_rows(generation=generation, quality=quality, created=created, after=after)
+        rows = list(queryset[: self.page_size + 1])
+        following = None
+        if len(rows) > self.page_size:
+            rows = rows[: self.page_size]
+            following = tile_cursor(rows[-1]["created_at"], rows[-1]["id"])
+        return [self.tile(row) for row in rows], following
+
+    @staticmethod
+    def queue_rows(
+        *,
+        generation: str | None = None,
+        quality: str | None = None,
+        created: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> QuerySet[Image]:
+        """The tiles' rows of the pending queue in its order (oldest first), after a keyset position."""
         queryset = images_pending(generation_id=generation or None)
         if quality:
             queryset = queryset.filter(QUALITY_FILTERS[quality])
@@ -352,13 +369,11 @@ class ReviewWorkspace:
             queryset = queryset.filter(created_at__gte=_created_since(created))
         if after is not None:
             created_at, image_id = after
-            queryset = queryset.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=image_id))
-        rows = list(_with_duplicate_marker(queryset).values(*TILE_FIELDS, "duplicate")[: self.page_size + 1])
-        following = None
-        if len(rows) > self.page_size:
-            rows = rows[: self.page_size]
-            following = tile_cursor(rows[-1]["created_at"], rows[-1]["id"])
-        return [self.tile(row) for row in rows], following
+            # The first condition alone is what the index's range starts at; the planners find no range in the
+            # second (an OR), and walked the queue from its start up to the position.
+            queryset = queryset.filter(Q(created_at__gte=created_at),
+                                       Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=image_id))
+        return _with_duplicate_marker(queryset).values(*TILE_FIELDS, "duplicate")
 
     def tile(self, row: dict[str, Any]) -> dict[str, Any]:
         """What a tile shows and needs, as JSON."""

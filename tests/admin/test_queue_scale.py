@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.db.bulk import insert_rows
 from images.admin import QueuePaginator
 from images.models import Image, ImageStatus
+from publishing.review import workspace
 from tests.plans import plan
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +142,20 @@ def test_every_order_of_the_queue_is_read_from_an_index_without_sorting(client, 
     else:
         assert f"USING INDEX {index}" in text, text
         assert "TEMP B-TREE" not in text, text
+
+
+@pytest.mark.parametrize("filters", [{}, {"quality": "errors"}])
+def test_the_workspace_reads_the_tiles_after_a_position_as_a_range_of_an_index(filters):
+    # The tiles past the first page (scrolling the queue) start at the last one shown: a range of the
+    # pending order's index, not a walk from the queue's oldest image up to that position.
+    ids = seed(30, status=ImageStatus.PENDING)
+    position = Image.objects.get(pk=ids[15])
+    rows = workspace.queue_rows(**filters, after=(position.created_at, position.pk))
+    assert [row["id"] for row in rows] == [i for i in ids[16:] if "quality" not in filters
+                                          or not Image.objects.get(pk=i).quality_valid]
+    text = plan(rows.all()[:48])
+    if connection.vendor == "postgresql":
+        assert re.search(r"Index Scan (Backward )?using image_status_order on images_image", text), text
+        assert re.search(r"Index Cond: \(.*status.* AND \(created_at >= ", text), text
+    else:
+        assert re.search(r"USING INDEX image_status_order \(status=\? AND created_at>\?\)", text), text
