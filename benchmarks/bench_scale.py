@@ -6,7 +6,7 @@ recursive CTE, PostgreSQL: `generate_series`), through the same triggers and ind
 the counters and the prompt index are maintained exactly as in production. The table grows 10,000 →
 100,000 → 1,000,000 in one database; after each step every page is requested through Django's full
 stack (test client, a logged-in superuser for the admin, a token for the API); the workspace's decision
-is an approval and its undo of the same pending image, each through the workspace's JSON endpoint. A
+is an approval and its undo of one pending image, each through the workspace's JSON endpoint. A
 figure is the CPU time per request at the size (this process, which includes SQLite, plus the
 PostgreSQL backend's, read from /proc on the same host) divided by that at 10,000: on a shared machine
 wall time drifts with the neighbours' load between the steps, CPU time hardly. The best wall time is
@@ -21,6 +21,7 @@ information.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -57,7 +58,9 @@ STYLES = ("t-shirt design|sticker|poster|line art|vector illustration|pixel art|
 
 ADMIN = "/admin/images/image/"
 WORKSPACE = "/admin/review/"
-DECISION = WORKSPACE + "decide/"  # POSTed: approve then undo one pending image (img_bench_20)
+DECISION = WORKSPACE + "decide/"  # POSTed: approve then undo one pending image, another one each time
+# Every tenth image is pending: the decisions take img_bench_1000, _1010, … (a few hundred per size).
+_DECIDED = itertools.count(100)
 
 
 def _half_way_pending(size: int) -> str:
@@ -183,13 +186,16 @@ def _cpu_seconds() -> float:
 
 
 def _request(client: Client, url: str) -> None:
-    """GET `url`; DECISION: approve one pending image, then undo the approval (back to pending)."""
+    """GET `url`; DECISION: approve a pending image, then undo the approval (back to pending). Each time
+    another image: one row decided over and over would be many versions of that row for every read of
+    it to step over, as no vacuum of a large table comes between."""
     if url != DECISION:
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code, response.content[:300])
         return
+    image_id = f"img_bench_{10 * next(_DECIDED)}"
     for action in ("approve", "undo"):
-        response = client.post(url, {"action": action, "image_ids": ["img_bench_20"]},
+        response = client.post(url, {"action": action, "image_ids": [image_id]},
                                content_type="application/json")
         assert response.status_code == 200 and response.json()["results"][0]["ok"], response.content[:300]
 
