@@ -35,7 +35,7 @@ from core.batch import BatchResult
 from core.errors import DomainError
 from images.forms import RejectForm
 from images.models import Generation, Image, ImageStatus, ImageTransition, QuickRejectReason
-from images.selectors import image_pending_count, images_pending
+from images.selectors import generations_pending, image_pending_count, images_pending
 from images.services import (
     image_approve,
     image_reject,
@@ -185,11 +185,7 @@ class ReviewWorkspace:
             # A hand-edited address with an unknown filter value shows the whole queue rather than an error page.
             filters = {}
         tiles, following = self.queue_page(**filters)
-        # Read from the newest generation down, each asked whether it has a pending image (an index
-        # look-up), so the list costs the same however many generations and images there are.
-        pending_here = Image.objects.filter(generation=OuterRef("pk"), status=ImageStatus.PENDING)
-        generations = Generation.objects.filter(Exists(pending_here)).order_by(
-            "-created_at", "-id").values("id", "prompt", "created_at")[:30]
+        generations = generations_pending(limit=30)  # read from the newest pending images
         return self._render(request, {
             "title": "Review workspace",
             "mode": "queue",

@@ -4,7 +4,7 @@ list's filters and the counts by status (the API, the admin and the management c
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.db import connections, router
 from django.db.models import Q, QuerySet
@@ -46,6 +46,26 @@ def image_pending_ids(*, generation_id: str | None = None) -> list[str]:
 def image_next_pending_id(*, after: str) -> str | None:
     """Where a reviewer goes after deciding image `after`: the newest other pending image, if any."""
     return images_pending(newest_first=True).exclude(pk=after).values_list("pk", flat=True).first()
+
+
+# How many of the newest pending images the workspace's generation choices are read from.
+PENDING_GENERATIONS_SCAN = 1500
+
+
+def pending_generation_ids(scan: int = PENDING_GENERATIONS_SCAN) -> QuerySet[Image]:
+    """The generation of each of the newest `scan` pending images (generated ones), newest first: a
+    range of the pending order's index, whatever the table holds besides."""
+    return images_pending(newest_first=True).filter(generation__isnull=False).values_list(
+        "generation_id", flat=True)[:scan]
+
+
+def generations_pending(limit: int = 30) -> list[dict[str, Any]]:
+    """The newest generations (at most `limit`) of the newest pending images, as `id, prompt, created_at`,
+    newest first. Asking each generation, newest first, whether it has a pending image walked every
+    decided generation once the queue was nearly empty (a reviewer caught up, a few old images left)."""
+    ids = list(dict.fromkeys(pending_generation_ids()))[:limit]
+    return list(Generation.objects.filter(pk__in=ids).order_by("-created_at", "-id")
+                .values("id", "prompt", "created_at"))
 
 
 def image_pending_count() -> int:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.db.bulk import insert_rows
 from images.admin import QueuePaginator
 from images.models import Image, ImageStatus
+from images.selectors import pending_generation_ids
 from publishing.review import workspace
 from tests.plans import plan
 
@@ -159,3 +160,33 @@ def test_the_workspace_reads_the_tiles_after_a_position_as_a_range_of_an_index(f
         assert re.search(r"Index Cond: \(.*status.* AND \(created_at >= ", text), text
     else:
         assert re.search(r"USING INDEX image_status_order \(status=\? AND created_at>\?\)", text), text
+
+
+def test_the_workspace_offers_the_generations_of_the_newest_pending_images(client, staff_reviewer, make_generation,
+                                                                         make_image):
+    # A reviewer who has caught up: a few old images wait, every newer generation is decided.
+    old = [make_generation(prompt=f"old batch {n}") for n in range(2)]
+    for generation in old:
+        make_image(generation=generation, batch_index=0)
+    decided = [make_generation(prompt=f"decided batch {n}") for n in range(40)]
+    for generation in decided:
+        make_image(ImageStatus.APPROVED, generation=generation, batch_index=0)
+    newest = make_generation(prompt="newest batch")
+    make_image(generation=newest, batch_index=0)
+    make_image(generation=newest, batch_index=1)
+    make_image()  # an upload: no generation
+    client.force_login(staff_reviewer)
+    with CaptureQueriesContext(connection) as captured:
+        choices = client.get("/admin/review/").context["generation_choices"]
+    assert [value for value, _ in choices] == [newest.pk, old[1].pk, old[0].pk]
+    walks = [q["sql"] for q in captured.captured_queries
+             if re.search(r'FROM "images_generation" WHERE EXISTS', q["sql"])]
+    assert walks == []
+    # Read from the newest pending images through the pending order's index: not by asking each
+    # generation, the decided ones too, whether it has a pending image.
+    text = plan(pending_generation_ids())
+    if connection.vendor == "postgresql":
+        assert re.search(r"Index Scan (Backward )?using image_status_order on images_image", text), text
+    else:
+        assert "USING INDEX image_status_order (status=?)" in text, text
+    assert "images_generation" not in text, text
