@@ -51,7 +51,13 @@ from images.models import (
     ImageTransition,
     QuickRejectReason,
 )
-from images.selectors import image_next_pending_id, image_status_count, images_filter, images_search
+from images.selectors import (
+    generations_of_images,
+    image_next_pending_id,
+    image_status_count,
+    images_filter,
+    images_search,
+)
 from images.services import (
     DELETABLE,
     can_transition,
@@ -94,13 +100,12 @@ class GenerationFilter(admin.SimpleListFilter):
 
     title = "generation"
     parameter_name = "generation"
-    # The newest generations with images: read from the newest down, so the list costs the same at any size.
+    # The generations of the newest images (images.selectors.generations_of_images): the same cost at any size.
     latest = 15
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        with_images = Generation.objects.filter(Exists(Image.objects.filter(generation=OuterRef("pk"))))
-        latest = with_images.only("id", "prompt", "created_at").order_by("-created_at", "-id")[: self.latest]
-        choices = [(g.pk, f"{g.prompt[:40]} ({g.created_at:%b %d %H:%M})") for g in latest]
+        latest = generations_of_images(Image.objects.order_by("-created_at", "-id"), limit=self.latest)
+        choices = [(g["id"], f"{g['prompt'][:40]} ({g['created_at']:%b %d %H:%M})") for g in latest]
         chosen = self.value()
         if chosen and chosen not in {pk for pk, _ in choices}:
             # An older generation reached through its page's link stays named as the current choice.

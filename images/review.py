@@ -35,7 +35,7 @@ from core.batch import BatchResult
 from core.errors import DomainError
 from images.forms import RejectForm
 from images.models import Generation, Image, ImageStatus, ImageTransition, QuickRejectReason
-from images.selectors import generations_pending, image_pending_count, images_pending
+from images.selectors import generations_of_images, image_pending_count, images_pending
 from images.services import (
     image_approve,
     image_reject,
@@ -185,7 +185,7 @@ class ReviewWorkspace:
             # A hand-edited address with an unknown filter value shows the whole queue rather than an error page.
             filters = {}
         tiles, following = self.queue_page(**filters)
-        generations = generations_pending(limit=30)  # read from the newest pending images
+        generations = generations_of_images(images_pending(newest_first=True), limit=30)
         return self._render(request, {
             "title": "Review workspace",
             "mode": "queue",

@@ -48,22 +48,23 @@ def image_next_pending_id(*, after: str) -> str | None:
     return images_pending(newest_first=True).exclude(pk=after).values_list("pk", flat=True).first()
 
 
-# How many of the newest pending images the workspace's generation choices are read from.
-PENDING_GENERATIONS_SCAN = 1500
+# How many images the generation choices are read from (the admin's filter, the workspace's).
+GENERATIONS_SCAN = 1500
 
 
-def pending_generation_ids(scan: int = PENDING_GENERATIONS_SCAN) -> QuerySet[Image]:
-    """The generation of each of the newest `scan` pending images (generated ones), newest first: a
-    range of the pending order's index, whatever the table holds besides."""
-    return images_pending(newest_first=True).filter(generation__isnull=False).values_list(
-        "generation_id", flat=True)[:scan]
+def generation_ids_of(images: QuerySet[Image], scan: int = GENERATIONS_SCAN) -> QuerySet[Image]:
+    """The generation of each of the first `scan` images of `images` (in its order; uploads have none):
+    with an index's order, a range of that index, whatever the table holds besides."""
+    return images.filter(generation__isnull=False).values_list("generation_id", flat=True)[:scan]
 
 
-def generations_pending(limit: int = 30) -> list[dict[str, Any]]:
-    """The newest generations (at most `limit`) of the newest pending images, as `id, prompt, created_at`,
-    newest first. Asking each generation, newest first, whether it has a pending image walked every
-    decided generation once the queue was nearly empty (a reviewer caught up, a few old images left)."""
-    ids = list(dict.fromkeys(pending_generation_ids()))[:limit]
+def generations_of_images(images: QuerySet[Image], *, limit: int) -> list[dict[str, Any]]:
+    """The generations (at most `limit`) of the first images of `images` (see `generation_ids_of`), as
+    `id, prompt, created_at`, newest first: for newest-first images, the newest generations with such an
+    image. Asking each generation, newest first, whether it had such an image walked every generation
+    without one (decided, failed) before the last found, e.g. all of them once the review queue was nearly
+    empty."""
+    ids = list(dict.fromkeys(generation_ids_of(images)))[:limit]
     return list(Generation.objects.filter(pk__in=ids).order_by("-created_at", "-id")
                 .values("id", "prompt", "created_at"))
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.db.bulk import insert_rows
 from images.admin import QueuePaginator
 from images.models import Image, ImageStatus
-from images.selectors import pending_generation_ids
+from images.selectors import generation_ids_of, images_pending
 from publishing.review import workspace
 from tests.plans import plan
 
@@ -184,9 +184,31 @@ def test_the_workspace_offers_the_generations_of_the_newest_pending_images(clien
     assert walks == []
     # Read from the newest pending images through the pending order's index: not by asking each
     # generation, the decided ones too, whether it has a pending image.
-    text = plan(pending_generation_ids())
+    text = plan(generation_ids_of(images_pending(newest_first=True)))
     if connection.vendor == "postgresql":
         assert re.search(r"Index Scan (Backward )?using image_status_order on images_image", text), text
     else:
         assert "USING INDEX image_status_order (status=?)" in text, text
+    assert "images_generation" not in text, text
+
+
+def test_the_queue_offers_the_generations_of_the_newest_images_from_the_created_index(client, staff_reviewer,
+                                                                                    make_generation, make_image):
+    with_images = [make_generation(prompt=f"made {n}") for n in range(2)]
+    for generation in with_images:
+        make_image(generation=generation, batch_index=0)
+    for n in range(30):
+        make_generation(prompt=f"failed {n}", status="failed")  # newer, and no image
+    client.force_login(staff_reviewer)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(str(QUEUE))
+    spec = next(f for f in response.context["cl"].filter_specs if getattr(f, "parameter_name", None) == "generation")
+    assert [value for value, _ in spec.lookup_choices] == [with_images[1].pk, with_images[0].pk]
+    assert not [q["sql"] for q in captured.captured_queries
+                if re.search(r'FROM "images_generation" WHERE EXISTS', q["sql"])]
+    text = plan(generation_ids_of(Image.objects.order_by("-created_at", "-id")))
+    if connection.vendor == "postgresql":
+        assert re.search(r"Index Scan (Backward )?using image_created_order on images_image", text), text
+    else:
+        assert "USING INDEX image_created_order" in text, text
     assert "images_generation" not in text, text
