@@ -78,6 +78,8 @@ PAGES = [
     ("admin review queue, default", ADMIN, 1.5),
     ("admin review queue, page 100", ADMIN + "?p=100", 1.5),
     (f"admin search '{PLANTED}'", ADMIN + f"?q={PLANTED}", 1.5),
+    ("admin review queue, pending with print errors", ADMIN + "?status__exact=pending&quality=errors", 1.5),
+    ("admin review queue, by quality", ADMIN + "?o=6", 1.5),
     (f"API GET images?search={PLANTED}", f"/api/v1/images?search={PLANTED}&page_size=50", 2.0),
     ("API GET stats", "/api/v1/stats", 1.2),
     # The review workspace: its page (the oldest pending tiles), the tiles a reviewer scrolls to half-way

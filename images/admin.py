@@ -178,19 +178,29 @@ class QueuePaginator(Paginator):
     """A paginator that never counts the whole table and never offers a page deeper than `max_pages`.
 
     The count is given (from the counters) when the list is all images or all of one status;
-    otherwise rows are counted up to one past the last page offered, so `capped` says "more".
+    otherwise rows are counted up to one past `pages_ahead` pages after the page shown (at most
+    `max_pages` in all), so `capped` says "more": counting a filter that few rows match (pending with
+    print errors) reads the rows its index holds until enough match, and up to the last page offered
+    that was a walk through most of a large table for every first page.
     """
 
     max_pages = 200
+    pages_ahead = 10
 
     def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *,
-                 known_count: int | None = None) -> None:
+                 known_count: int | None = None, page: int = 1) -> None:
         super().__init__(object_list, per_page, orphans, allow_empty_first_page)
         self.known_count = known_count
+        self.page_shown = page
 
     @cached_property
     def limit(self) -> int:
-        return self.max_pages * self.per_page
+        return min(self.max_pages, max(self.page_shown, 1) + self.pages_ahead) * self.per_page
+
+    @cached_property
+    def limit_is_last(self) -> bool:
+        """Whether the count stopped at the last page offered (no later page can be asked for)."""
+        return self.limit >= self.max_pages * self.per_page
 
     @cached_property
     def count(self) -> int:
@@ -282,8 +292,12 @@ class ImageAdmin(admin.ModelAdmin):
 
     def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, orphans: int = 0,
                       allow_empty_first_page: bool = True) -> QueuePaginator:
+        try:  # as Django's ChangeList reads the page number
+            page = int(request.GET.get(PAGE_VAR, 1))
+        except ValueError:
+            page = 1
         return QueuePaginator(queryset, per_page, orphans, allow_empty_first_page,
-                              known_count=self._counted(request))
+                              known_count=self._counted(request), page=page)
 
     def _counted(self, request: HttpRequest) -> int | None:
         """The list's row count from the counters, when it is all images or all of one status."""

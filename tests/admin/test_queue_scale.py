@@ -212,3 +212,23 @@ def test_the_queue_offers_the_generations_of_the_newest_images_from_the_created_
     else:
         assert "USING INDEX image_created_order" in text, text
     assert "images_generation" not in text, text
+
+
+def test_a_filtered_list_is_counted_a_few_pages_past_the_page_shown(client, staff_reviewer, monkeypatch):
+    # A filter few rows match is counted by reading its index until enough rows match: up to ten pages
+    # past the page shown, not to the last page offered.
+    seed(60, status=ImageStatus.PENDING)
+    monkeypatch.setattr(admin.site._registry[Image], "list_per_page", 2)
+    monkeypatch.setattr(QueuePaginator, "max_pages", 15)
+    client.force_login(staff_reviewer)
+    for page, pages in ((1, 11), (3, 13), (8, 15)):
+        queries = page_queries(client, f"?q=lighthouse&p={page}")
+        assert [re.search(r"LIMIT (\d+)", sql).group(1) for sql in counts_of_images(queries)] == [str(2 * pages + 1)]
+        cl = client.get(str(QUEUE) + f"?q=lighthouse&p={page}").context["cl"]
+        assert cl.paginator.capped and cl.paginator.num_pages == min(pages + 1, 15)
+        text = client.get(str(QUEUE) + f"?q=lighthouse&p={page}").content.decode()
+        assert f"more than {2 * pages} images" in text
+        assert ("narrow the list" in text) == (pages == 15)  # only at the last page offered
+    last = client.get(str(QUEUE) + "?q=lighthouse&p=12")  # past the pages the first one counted
+    assert [row.pk for row in last.context["cl"].result_list] == \
+        list(Image.objects.order_by("-created_at", "-id").values_list("pk", flat=True)[22:24])
