@@ -229,6 +229,9 @@ def test_a_filtered_list_is_counted_a_few_pages_past_the_page_shown(client, staf
         text = client.get(str(QUEUE) + f"?q=lighthouse&p={page}").content.decode()
         assert f"more than {2 * pages} images" in text
         assert ("narrow the list" in text) == (pages == 15)  # only at the last page offered
+        # "Select all" across the pages takes every image the list holds: not said to be that many.
+        assert f"Select all of the more than {2 * pages} images" in text
+        assert f"Select all {cl.result_count} " not in text
     last = client.get(str(QUEUE) + "?q=lighthouse&p=12")  # past the pages the first one counted
     assert [row.pk for row in last.context["cl"].result_list] == \
         list(Image.objects.order_by("-created_at", "-id").values_list("pk", flat=True)[22:24])
