@@ -1,4 +1,5 @@
-"""Helpers the admin pages of every app share: the acting user, object links, status badges, batch reports."""
+"""Helpers the admin pages of every app share: the acting user, object links, status badges, batch reports,
+and changelists that never count a whole table."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import PAGE_VAR
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.dateformat import format as date_format
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
@@ -102,3 +107,66 @@ def report_result(
         model_admin.message_user(request, f"Not changed ({reason}): {', '.join(ids)}", level)
     if not (result.successful or result.skipped or result.failed):
         model_admin.message_user(request, "No images were selected.", messages.WARNING)
+
+
+class CappedPaginator(Paginator):
+    """A paginator that never counts a whole table and never offers a page deeper than `max_pages`.
+
+    The count is given when the admin knows it cheaply (`CappedCountAdmin.known_count`: the database's
+    counters); otherwise rows are counted up to one past `pages_ahead` pages after the page shown (at
+    most `max_pages` in all), so `capped` says "more" (admin/pagination.html, admin/actions.html): a
+    filter that few rows match (pending with print errors) is counted by reading its index until enough
+    rows match, and up to the last page offered that was a walk through most of a large table.
+    """
+
+    max_pages = 200
+    pages_ahead = 10
+
+    def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *,
+                 known_count: int | None = None, page: int = 1) -> None:
+        super().__init__(object_list, per_page, orphans, allow_empty_first_page)
+        self.known_count = known_count
+        self.page_shown = page
+
+    @cached_property
+    def limit(self) -> int:
+        return min(self.max_pages, max(self.page_shown, 1) + self.pages_ahead) * self.per_page
+
+    @cached_property
+    def limit_is_last(self) -> bool:
+        """Whether the count stopped at the last page offered (no later page can be asked for)."""
+        return self.limit >= self.max_pages * self.per_page
+
+    @cached_property
+    def count(self) -> int:
+        if self.known_count is not None:
+            return self.known_count
+        return self.object_list.order_by().values("pk")[: self.limit + 1].count()
+
+    @cached_property
+    def capped(self) -> bool:
+        return self.count > self.limit
+
+    @cached_property
+    def num_pages(self) -> int:
+        return min(super().num_pages, self.max_pages)
+
+
+class CappedCountAdmin:
+    """A ModelAdmin mixin: the changelist is counted by `CappedPaginator`, and only once (no "x of y")."""
+
+    paginator = CappedPaginator
+    show_full_result_count = False
+
+    def known_count(self, request: HttpRequest) -> int | None:
+        """The list's row count when it costs nothing to know (the database's counters), else None."""
+        return None
+
+    def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, orphans: int = 0,
+                      allow_empty_first_page: bool = True) -> CappedPaginator:
+        try:  # as Django's ChangeList reads the page number
+            page = int(request.GET.get(PAGE_VAR, 1))
+        except ValueError:
+            page = 1
+        return self.paginator(queryset, per_page, orphans, allow_empty_first_page,
+                              known_count=self.known_count(request), page=page)

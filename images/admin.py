@@ -14,7 +14,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import IGNORED_PARAMS, ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -22,7 +21,6 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateformat import format as date_format
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.timezone import localtime
@@ -31,6 +29,7 @@ from django.views.decorators.http import require_POST
 from api.throttling import RateLimitExceeded, rate_limit_hit, user_ident
 from core.admin_tools import (
     REVIEW_CSS,
+    CappedCountAdmin,
     ReadOnlyInline,
     StatusHistoryInline,
     admin_actor,
@@ -156,7 +155,7 @@ class ImageTransitionInline(ReadOnlyInline):
 # --- The queue's changelist at any size ----------------------------------------------------------
 #
 # Every order the queue offers is one an index reads in order (see Image.Meta.indexes), the page count
-# comes from the database's counters or a bounded count, and pages stop at QueuePaginator.max_pages:
+# comes from the database's counters or a bounded count, and pages stop at CappedPaginator.max_pages:
 # so no page, filter, search or order reads the whole table.
 
 # The admin sort field → the full, index-served order (descending reverses every part).
@@ -172,49 +171,6 @@ STATUS_PARAM = "status__exact"
 
 def _reversed(order: list[str]) -> list[str]:
     return [part[1:] if part.startswith("-") else f"-{part}" for part in order]
-
-
-class QueuePaginator(Paginator):
-    """A paginator that never counts the whole table and never offers a page deeper than `max_pages`.
-
-    The count is given (from the counters) when the list is all images or all of one status;
-    otherwise rows are counted up to one past `pages_ahead` pages after the page shown (at most
-    `max_pages` in all), so `capped` says "more": counting a filter that few rows match (pending with
-    print errors) reads the rows its index holds until enough match, and up to the last page offered
-    that was a walk through most of a large table for every first page.
-    """
-
-    max_pages = 200
-    pages_ahead = 10
-
-    def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *,
-                 known_count: int | None = None, page: int = 1) -> None:
-        super().__init__(object_list, per_page, orphans, allow_empty_first_page)
-        self.known_count = known_count
-        self.page_shown = page
-
-    @cached_property
-    def limit(self) -> int:
-        return min(self.max_pages, max(self.page_shown, 1) + self.pages_ahead) * self.per_page
-
-    @cached_property
-    def limit_is_last(self) -> bool:
-        """Whether the count stopped at the last page offered (no later page can be asked for)."""
-        return self.limit >= self.max_pages * self.per_page
-
-    @cached_property
-    def count(self) -> int:
-        if self.known_count is not None:
-            return self.known_count
-        return self.object_list.order_by().values("pk")[: self.limit + 1].count()
-
-    @cached_property
-    def capped(self) -> bool:
-        return self.count > self.limit
-
-    @cached_property
-    def num_pages(self) -> int:
-        return min(super().num_pages, self.max_pages)
 
 
 class QueueChangeList(ChangeList):
@@ -241,7 +197,7 @@ class QueueChangeList(ChangeList):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(CappedCountAdmin, admin.ModelAdmin):
     """The review queue: pending images first, decided in bulk through the lifecycle services."""
 
     list_display = [
@@ -254,10 +210,8 @@ class ImageAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "=id"]
     list_per_page = 50
     list_max_show_all = 500
-    show_full_result_count = False
     # Facet counts would count every filter's every choice over the table.
     show_facets = admin.ShowFacets.NEVER
-    paginator = QueuePaginator
     actions = ["approve_images", "reject_images", "reset_images", "delete_images"]
     inlines = [ImageTransitionInline]
     change_form_template = "admin/images/image/change_form.html"
@@ -290,16 +244,7 @@ class ImageAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
         return QueueChangeList
 
-    def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, orphans: int = 0,
-                      allow_empty_first_page: bool = True) -> QueuePaginator:
-        try:  # as Django's ChangeList reads the page number
-            page = int(request.GET.get(PAGE_VAR, 1))
-        except ValueError:
-            page = 1
-        return QueuePaginator(queryset, per_page, orphans, allow_empty_first_page,
-                              known_count=self._counted(request), page=page)
-
-    def _counted(self, request: HttpRequest) -> int | None:
+    def known_count(self, request: HttpRequest) -> int | None:
         """The list's row count from the counters, when it is all images or all of one status."""
         filters = set(request.GET) - {*IGNORED_PARAMS, PAGE_VAR}
         if request.GET.get("q", "").strip() or not filters <= {STATUS_PARAM}:
@@ -594,7 +539,7 @@ class GenerationTransitionInline(StatusHistoryInline):
 
 
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(CappedCountAdmin, admin.ModelAdmin):
     """Generations: start one (validated like `POST generate`), follow it, review its images."""
 
     list_display = ["id", "status_column", "prompt", "backend", "success_count", "failed_count", "created_by",

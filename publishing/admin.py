@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from core.admin_tools import (
     REVIEW_CSS,
+    CappedCountAdmin,
     StatusHistoryInline,
     admin_actor,
     admin_url,
@@ -161,7 +162,7 @@ class ProductTransitionInline(StatusHistoryInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(CappedCountAdmin, admin.ModelAdmin):
     """Published (or publishing) designs; read-only, since only the pipeline moves a product on."""
 
     # Few, compact columns: the list must fit a laptop screen beside its filters.

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse_lazy
 from django.utils import timezone
 
+from core.admin_tools import CappedPaginator
 from core.db.bulk import insert_rows
-from images.admin import QueuePaginator
 from images.models import Image, ImageStatus
 from images.selectors import generation_ids_of, images_pending
 from publishing.review import workspace
@@ -112,7 +112,7 @@ def test_the_generation_filter_lists_only_the_latest_generations(client, staff_r
 
 def test_pages_stop_at_the_last_one_offered_and_the_count_says_more(client, staff_reviewer, monkeypatch):
     seed(12, status=ImageStatus.APPROVED)
-    monkeypatch.setattr(QueuePaginator, "max_pages", 2)
+    monkeypatch.setattr(CappedPaginator, "max_pages", 2)
     monkeypatch.setattr(admin.site._registry[Image], "list_per_page", 3)
     client.force_login(staff_reviewer)
     assert client.get(str(QUEUE) + "?p=2").status_code == 200
@@ -219,7 +219,7 @@ def test_a_filtered_list_is_counted_a_few_pages_past_the_page_shown(client, staf
     # past the page shown, not to the last page offered.
     seed(60, status=ImageStatus.PENDING)
     monkeypatch.setattr(admin.site._registry[Image], "list_per_page", 2)
-    monkeypatch.setattr(QueuePaginator, "max_pages", 15)
+    monkeypatch.setattr(CappedPaginator, "max_pages", 15)
     client.force_login(staff_reviewer)
     for page, pages in ((1, 11), (3, 13), (8, 15)):
         queries = page_queries(client, f"?q=lighthouse&p={page}")
