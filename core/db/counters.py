@@ -207,14 +207,15 @@ def status_counts_later(
             if n:
                 result[table][status] = int(n)
         if connection.vendor == "postgresql" and sum(pieces for *_, pieces in rows) > FOLD_AFTER_ROWS + len(rows):
-            _fold(connection, tables)
+            status_counts_fold(connection, tables)
         return result
 
     return counts
 
 
-def _fold(connection: BaseDatabaseWrapper, tables: Sequence[str]) -> None:
-    """Replace the delta rows of `tables` by one row per status, in one statement.
+def status_counts_fold(connection: BaseDatabaseWrapper, tables: Sequence[str]) -> None:
+    """Replace the delta rows of `tables` by one row per status, in one statement (PostgreSQL; a reader
+    does it once it reads more than FOLD_AFTER_ROWS of them).
 
     The rows deleted are exactly those summed back (a concurrent fold skips rows this one deleted), so
     the counts never change; a transaction still writing deltas is not touched.
