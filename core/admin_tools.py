@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
-from django.contrib.admin.views.main import PAGE_VAR
+from django.contrib.admin.views.main import IGNORED_PARAMS, PAGE_VAR, SEARCH_VAR
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -114,7 +114,7 @@ class CappedPaginator(Paginator):
 
     The count is given when the admin knows it cheaply (`CappedCountAdmin.known_count`: the database's
     counters); otherwise rows are counted up to one past `pages_ahead` pages after the page shown (at
-    most `max_pages` in all), so `capped` says "more" (admin/pagination.html, admin/actions.html): a
+    most `max_pages` in all), and `capped` says "more" (admin/pagination.html, admin/actions.html): a
     filter that few rows match (pending with print errors) is counted by reading its index until enough
     rows match, and up to the last page offered that was a walk through most of a large table.
     """
@@ -132,10 +132,6 @@ class CappedPaginator(Paginator):
     def limit(self) -> int:
         return min(self.max_pages, max(self.page_shown, 1) + self.pages_ahead) * self.per_page
 
-    @cached_property
-    def limit_is_last(self) -> bool:
-        """Whether the count stopped at the last page offered (no later page can be asked for)."""
-        return self.limit >= self.max_pages * self.per_page
 
     @cached_property
     def count(self) -> int:
@@ -145,7 +141,13 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def capped(self) -> bool:
-        return self.count > self.limit
+        """Whether the count stopped at `limit` (the list holds more rows than it says)."""
+        return self.known_count is None and self.count > self.limit
+
+    @cached_property
+    def beyond_last(self) -> bool:
+        """Whether the list holds rows past the last page offered (only a filter or a search shows them)."""
+        return self.count > self.max_pages * self.per_page
 
     @cached_property
     def num_pages(self) -> int:
@@ -153,14 +155,35 @@ class CappedPaginator(Paginator):
 
 
 class CappedCountAdmin:
-    """A ModelAdmin mixin: the changelist is counted by `CappedPaginator`, and only once (no "x of y")."""
+    """A ModelAdmin mixin: the changelist is counted by `CappedPaginator`, and only once (no "x of y").
+
+    A model whose rows the database counts by status (core.db.counters) gives `status_counts()`: the list
+    of all its rows, or of one status (`status_filter`), then has its exact count without counting.
+    """
 
     paginator = CappedPaginator
     show_full_result_count = False
+    status_filter = "status__exact"
+
+    def status_counts(self, request: HttpRequest) -> dict[str, int] | None:
+        """Rows per status of everything the request's user may see in this list, from the database's
+        counters; None when they do not tell (the default, or a user who sees only some of the rows)."""
+        return None
 
     def known_count(self, request: HttpRequest) -> int | None:
-        """The list's row count when it costs nothing to know (the database's counters), else None."""
-        return None
+        """The list's row count when it costs nothing to know (the counters: all rows or one status), else None."""
+        filters = set(request.GET) - {*IGNORED_PARAMS, PAGE_VAR}
+        if request.GET.get(SEARCH_VAR, "").strip() or not filters <= {self.status_filter}:
+            return None
+        statuses = request.GET.getlist(self.status_filter)
+        # One known status only: an empty or repeated value filters differently from what one counter holds.
+        field = self.model._meta.get_field(self.status_filter.removesuffix("__exact"))
+        if statuses and (len(statuses) != 1 or statuses[0] not in {value for value, _ in field.flatchoices}):
+            return None
+        counts = self.status_counts(request)
+        if counts is None:
+            return None
+        return counts.get(statuses[0], 0) if statuses else sum(counts.values())
 
     def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, orphans: int = 0,
                       allow_empty_first_page: bool = True) -> CappedPaginator:

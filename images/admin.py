@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import IGNORED_PARAMS, ORDER_VAR, PAGE_VAR, ChangeList
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -40,7 +40,7 @@ from core.admin_tools import (
 from core.batch import Outcome
 from core.errors import DomainError, DuplicatePromptError, InvalidInputError
 from images.forms import ApproveForm, GenerationStartForm, RejectForm
-from images.generation import generation_cancel, generation_create, generations_of
+from images.generation import generation_cancel, generation_create, generations_of, sees_every_generation
 from images.models import (
     Generation,
     GenerationStatus,
@@ -51,9 +51,10 @@ from images.models import (
     QuickRejectReason,
 )
 from images.selectors import (
+    generation_status_counts,
     generations_of_images,
     image_next_pending_id,
-    image_status_count,
+    image_status_counts,
     images_filter,
     images_search,
 )
@@ -244,18 +245,8 @@ class ImageAdmin(CappedCountAdmin, admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
         return QueueChangeList
 
-    def known_count(self, request: HttpRequest) -> int | None:
-        """The list's row count from the counters, when it is all images or all of one status."""
-        filters = set(request.GET) - {*IGNORED_PARAMS, PAGE_VAR}
-        if request.GET.get("q", "").strip() or not filters <= {STATUS_PARAM}:
-            return None
-        statuses = request.GET.getlist(STATUS_PARAM)
-        if not statuses:
-            return image_status_count(None)
-        # One valid status only: an empty or repeated value filters differently from what one counter holds.
-        if len(statuses) != 1 or statuses[0] not in ImageStatus.values:
-            return None
-        return image_status_count(statuses[0])
+    def status_counts(self, request: HttpRequest) -> dict[str, int]:
+        return image_status_counts()
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         """Each word (or "quoted phrase") in the prompt, through the prompt index, or the exact image id."""
@@ -562,6 +553,10 @@ class GenerationAdmin(CappedCountAdmin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # As in the API: a client's own generations only; reviewers and above see every one.
         return super().get_queryset(request) & generations_of(admin_actor(request))
+
+    def status_counts(self, request: HttpRequest) -> dict[str, int] | None:
+        # The counters count every generation: a client's list of their own is counted as it is.
+        return generation_status_counts() if sees_every_generation(admin_actor(request)) else None
 
     @admin.display(description="Status", ordering="status")
     def status_column(self, obj: Generation) -> str:

@@ -89,9 +89,14 @@ SEE_ALL_GENERATIONS = "images.review_image"
 def generations_of(actor: Actor) -> QuerySet[Generation]:
     """The generations `actor` may see and cancel: a client's own; every one for reviewers, superusers, the system."""
     generations = Generation.objects.all()
-    if actor.user is None or actor.user.has_perm(SEE_ALL_GENERATIONS):
+    if sees_every_generation(actor):
         return generations
     return generations.filter(created_by_id=actor.user_id)
+
+
+def sees_every_generation(actor: Actor) -> bool:
+    """Whether `generations_of(actor)` is every generation (reviewers, superusers, the system)."""
+    return actor.user is None or actor.user.has_perm(SEE_ALL_GENERATIONS)
 
 
 def generation_cancel(*, generation_id: str, actor: Actor) -> Generation:

@@ -71,13 +71,17 @@ def generations_of_images(images: QuerySet[Image], *, limit: int) -> list[dict[s
 
 def image_pending_count() -> int:
     """How many images wait for review, from the database's counters (constant time, exact)."""
-    return image_status_count(ImageStatus.PENDING)
+    return image_status_counts().get(ImageStatus.PENDING, 0)
 
 
-def image_status_count(status: str | None = None) -> int:
-    """How many images have `status` (all images when None), from the database's counters."""
-    counts = _counts(Image)
-    return sum(counts.values()) if status is None else counts.get(status, 0)
+def image_status_counts() -> dict[str, int]:
+    """Images per status (statuses with at least one), from the database's counters."""
+    return _counts(Image)
+
+
+def generation_status_counts() -> dict[str, int]:
+    """Generations per status (statuses with at least one), from the database's counters."""
+    return _counts(Generation)
 
 
 # --- The image list ----------------------------------------------------------------------------
@@ -181,8 +185,8 @@ def stats() -> Stats:
     and exact, whoever wrote them.
     """
     return {
-        "images": _with_total(_counts(Image)),
-        "generations": _with_total(_counts(Generation)),
+        "images": _with_total(image_status_counts()),
+        "generations": _with_total(generation_status_counts()),
         "products": _with_total(relations.product_counts()),
     }
 

@@ -33,6 +33,7 @@ from publishing import catalog
 from publishing.catalog import fit_report
 from publishing.forms import CatalogTemplateForm, ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
+from publishing.selectors import product_counts
 from publishing.services import (
     PUBLISHABLE,
     image_publish_products,
@@ -182,6 +183,9 @@ class ProductAdmin(CappedCountAdmin, admin.ModelAdmin):
 
     class Media:
         css = REVIEW_CSS
+
+    def status_counts(self, request: HttpRequest) -> dict[str, int]:
+        return product_counts()
 
     @admin.display(description="Preview")
     def thumbnail_column(self, obj: Product) -> str:
