@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
@@ -51,6 +51,7 @@ from images.models import (
     QuickRejectReason,
 )
 from images.selectors import (
+    duplicated_prompt_hashes,
     generation_status_counts,
     generations_of_images,
     image_next_pending_id,
@@ -196,6 +197,16 @@ class QueueChangeList(ChangeList):
             return {}
         return dict(list(columns.items())[:1])
 
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # The page's rows only: as an annotation of the list's queryset the "duplicate prompt" subquery's
+        # join to the generations went into every count of the list as well.
+        self.result_list = list(self.result_list)
+        duplicated = duplicated_prompt_hashes({image.generation.prompt_hash for image in self.result_list
+                                               if image.generation is not None})
+        for image in self.result_list:
+            image.duplicate_prompt = image.generation is not None and image.generation.prompt_hash in duplicated
+
 
 @admin.register(Image)
 class ImageAdmin(CappedCountAdmin, admin.ModelAdmin):
@@ -232,12 +243,6 @@ class ImageAdmin(CappedCountAdmin, admin.ModelAdmin):
         css = REVIEW_CSS
 
     # --- Queue --------------------------------------------------------------------------------
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        same_prompt = Generation.objects.filter(prompt_hash=OuterRef("generation__prompt_hash")).exclude(
-            pk=OuterRef("generation_id")
-        )
-        return super().get_queryset(request).annotate(duplicate_prompt=Exists(same_prompt))
 
     def get_ordering(self, request: HttpRequest) -> list:
         return PENDING_FIRST

@@ -3,11 +3,11 @@ list's filters and the counts by status (the API, the admin and the management c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypedDict
 
 from django.db import connections, router
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
 from core.db.compiled import PlainValuesQuerySet
@@ -67,6 +67,13 @@ def generations_of_images(images: QuerySet[Image], *, limit: int) -> list[dict[s
     ids = list(dict.fromkeys(generation_ids_of(images)))[:limit]
     return list(Generation.objects.filter(pk__in=ids).order_by("-created_at", "-id")
                 .values("id", "prompt", "created_at"))
+
+
+def duplicated_prompt_hashes(prompt_hashes: Iterable[str]) -> set[str]:
+    """Those of `prompt_hashes` that more than one generation has (the same prompt and parameters asked
+    for again), in one query through the prompt-hash index."""
+    return set(Generation.objects.filter(prompt_hash__in=set(prompt_hashes)).values("prompt_hash")
+               .annotate(n=Count("id")).filter(n__gt=1).values_list("prompt_hash", flat=True))
 
 
 def image_pending_count() -> int:
