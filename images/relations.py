@@ -22,8 +22,8 @@ class ProductLookup(Protocol):
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         """Image id → why it must not be deleted (its product exists on the platform)."""
 
-    def counts(self) -> dict[str, int]:
-        """Products by status."""
+    def counts_later(self) -> Callable[[], dict[str, int]]:
+        """Sends the read now; the function returned answers products by status."""
 
 
 class _NoProducts:
@@ -33,8 +33,8 @@ class _NoProducts:
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         return {}
 
-    def counts(self) -> dict[str, int]:
-        return {}
+    def counts_later(self) -> Callable[[], dict[str, int]]:
+        return dict
 
 
 _products: ProductLookup = _NoProducts()
@@ -60,5 +60,5 @@ def delete_refusals(image_ids: Sequence[str]) -> dict[str, str]:
     return _products.delete_refusals(image_ids) if image_ids else {}
 
 
-def product_counts() -> dict[str, int]:
-    return _products.counts()
+def product_counts_later() -> Callable[[], dict[str, int]]:
+    return _products.counts_later()

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import connections, router
 
-from core.db.counters import status_counts
+from core.db.counters import status_counts_later
 from core.db.keyed import KeysFrom, values_in_later
 from publishing.models import Product
 
@@ -47,8 +47,14 @@ def products_on_platform(image_ids: Sequence[str]) -> dict[str, str]:
 
 def product_counts() -> dict[str, int]:
     """Products by status, from the counters the database keeps (core.db.counters: constant time, exact)."""
+    return product_counts_later()()
+
+
+def product_counts_later() -> Callable[[], dict[str, int]]:
+    """`product_counts` in two steps: the read sent now, answered when called (`core.db.pipeline`)."""
     table = Product._meta.db_table
-    return status_counts(connections[router.db_for_read(Product)], [table])[table]
+    counts = status_counts_later(connections[router.db_for_read(Product)], [table])
+    return lambda: counts()[table]
 
 
 class ImageProducts:
@@ -60,5 +66,5 @@ class ImageProducts:
     def delete_refusals(self, image_ids: Sequence[str]) -> dict[str, str]:
         return products_on_platform(image_ids)
 
-    def counts(self) -> dict[str, int]:
-        return product_counts()
+    def counts_later(self) -> Callable[[], dict[str, int]]:
+        return product_counts_later()

@@ -96,3 +96,25 @@ def test_a_page_the_paginator_slices_otherwise_shows_each_rows_own_products_and_
     for row in rows:
         assert row["products"] and row["history"]
         assert row == as_reviewer.get(f"/api/v1/images/{row['id']}").json()
+
+
+def test_the_stats_take_one_round_trip_beyond_the_requests_own(as_reviewer, make_image, relay):
+    image = make_image()
+    as_reviewer.post(f"/api/v1/images/{image.id}/approve", {}, format="json")
+    Product.objects.create(image=image, platform="printify", status="published", external_url="https://shop.example/p/1")
+    for _ in range(6):  # past the runs after which the connection prepares each statement
+        as_reviewer.get("/api/v1/stats")
+    relay.round_trips = 0
+    assert as_reviewer.get("/api/v1/images?page=first").status_code == 400
+    own = relay.round_trips  # the token (the rate limit is in Redis, or in the database)
+    relay.round_trips = 0
+
+    response = as_reviewer.get("/api/v1/stats")
+
+    assert response.status_code == 200
+    # The images', the generations' and the products' counters, sent together: one each before.
+    assert relay.round_trips - own <= 1
+    body = response.json()
+    assert body["images"]["by_status"] == {"approved": 1} and body["images"]["total"] == 1
+    assert body["products"] == {"total": 1, "by_status": {"published": 1}}
+    assert body["generations"]["total"] == 0
