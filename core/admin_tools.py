@@ -132,7 +132,6 @@ class CappedPaginator(Paginator):
     def limit(self) -> int:
         return min(self.max_pages, max(self.page_shown, 1) + self.pages_ahead) * self.per_page
 
-
     @cached_property
     def count(self) -> int:
         if self.known_count is not None:
