@@ -93,10 +93,13 @@ PAGES = [
     ("admin review workspace, one generation", WORKSPACE + "generation/gen_bench_3/", 1.5),
     ("admin image change page", ADMIN + "img_bench_10/change/", 1.5),
     ("admin review workspace, a decision and its undo", DECISION, 1.5),
-    # For information (no limit): a word in 1 of 41 prompts, and the plain first page.
+    # For information (no limit): a word in 1 of 41 prompts, the plain first page, and a request of constant
+    # work.
     ("admin search 'sunset' (common word)", ADMIN + "?q=sunset", None),
     ("API GET images?search=sunset (common word)", "/api/v1/images?search=sunset&page_size=50", None),
     ("API GET images?page_size=50", "/api/v1/images?page_size=50", None),
+    # Work that touches no table at all: how far the machine's own speed drifted between the sizes.
+    ("API GET /api/health (no database)", "/api/health", None),
 ]
 
 
