@@ -93,8 +93,7 @@ PAGES = [
     ("admin review workspace, one generation", WORKSPACE + "generation/gen_bench_3/", 1.5),
     ("admin image change page", ADMIN + "img_bench_10/change/", 1.5),
     ("admin review workspace, a decision and its undo", DECISION, 1.5),
-    # For information (no limit): a word in 1 of 41 prompts, the plain first page, and a request of constant
-    # work.
+    # For information (no limit): a word in 1 of 41 prompts, and the plain first page.
     ("admin search 'sunset' (common word)", ADMIN + "?q=sunset", None),
     ("API GET images?search=sunset (common word)", "/api/v1/images?search=sunset&page_size=50", None),
     ("API GET images?page_size=50", "/api/v1/images?page_size=50", None),
