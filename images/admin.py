@@ -51,13 +51,13 @@ from images.models import (
     QuickRejectReason,
 )
 from images.selectors import (
-    duplicated_prompt_hashes,
     generation_status_counts,
     generations_of_images,
     image_next_pending_id,
     image_status_counts,
     images_filter,
     images_search,
+    with_duplicate_prompt_marker,
 )
 from images.services import (
     DELETABLE,
@@ -202,10 +202,10 @@ class QueueChangeList(ChangeList):
         # The page's rows only: as an annotation of the list's queryset the "duplicate prompt" subquery's
         # join to the generations went into every count of the list as well.
         self.result_list = list(self.result_list)
-        duplicated = duplicated_prompt_hashes({image.generation.prompt_hash for image in self.result_list
-                                               if image.generation is not None})
+        marked = Image.objects.filter(pk__in=[image.pk for image in self.result_list])
+        duplicated = set(with_duplicate_prompt_marker(marked).filter(duplicate=True).values_list("pk", flat=True))
         for image in self.result_list:
-            image.duplicate_prompt = image.generation is not None and image.generation.prompt_hash in duplicated
+            image.duplicate_prompt = image.pk in duplicated
 
 
 @admin.register(Image)

@@ -17,7 +17,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -35,7 +35,12 @@ from core.batch import BatchResult
 from core.errors import DomainError
 from images.forms import RejectForm
 from images.models import Generation, Image, ImageStatus, ImageTransition, QuickRejectReason
-from images.selectors import generations_of_images, image_pending_count, images_pending
+from images.selectors import (
+    generations_of_images,
+    image_pending_count,
+    images_pending,
+    with_duplicate_prompt_marker,
+)
 from images.services import (
     image_approve,
     image_reject,
@@ -204,7 +209,7 @@ class ReviewWorkspace:
         if not self.may_view(request):
             raise PermissionDenied
         generation = get_object_or_404(Generation, pk=generation_id)
-        rows = _with_duplicate_marker(generation.images.all()).order_by("batch_index", "created_at", "id")
+        rows = with_duplicate_prompt_marker(generation.images.all()).order_by("batch_index", "created_at", "id")
         return self._render(request, {
             "title": f"Generation: {generation.prompt[:80]}",
             "mode": "generation",
@@ -369,7 +374,7 @@ class ReviewWorkspace:
             # second (an OR), and walked the queue from its start up to the position.
             queryset = queryset.filter(Q(created_at__gte=created_at),
                                        Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=image_id))
-        return _with_duplicate_marker(queryset).values(*TILE_FIELDS, "duplicate")
+        return with_duplicate_prompt_marker(queryset).values(*TILE_FIELDS, "duplicate")
 
     def tile(self, row: dict[str, Any]) -> dict[str, Any]:
         """What a tile shows and needs, as JSON."""
@@ -430,14 +435,6 @@ class ReviewWorkspace:
             "can_edit_reasons": request.user.has_perm("images.change_quickrejectreason"),
         }
         return TemplateResponse(request, self.template_name, full)
-
-
-def _with_duplicate_marker(queryset: QuerySet[Image]) -> QuerySet[Image]:
-    """Mark images whose prompt and parameters another generation also used (the queue's "duplicate" badge)."""
-    same_prompt = Generation.objects.filter(prompt_hash=OuterRef("generation__prompt_hash")).exclude(
-        pk=OuterRef("generation_id")
-    )
-    return queryset.annotate(duplicate=Exists(same_prompt))
 
 
 def _created_since(created: str) -> datetime:

@@ -3,11 +3,11 @@ list's filters and the counts by status (the API, the admin and the management c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 from django.db import connections, router
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
 from core.db.compiled import PlainValuesQuerySet
@@ -70,11 +70,14 @@ def generations_of_images(images: QuerySet[Image], *, limit: int) -> list[dict[s
                 .values("id", "prompt", "created_at"))
 
 
-def duplicated_prompt_hashes(prompt_hashes: Iterable[str]) -> set[str]:
-    """Those of `prompt_hashes` that more than one generation has (the same prompt and parameters asked
-    for again), in one query through the prompt-hash index."""
-    return set(Generation.objects.filter(prompt_hash__in=set(prompt_hashes)).values("prompt_hash")
-               .annotate(n=Count("id")).filter(n__gt=1).values_list("prompt_hash", flat=True))
+def with_duplicate_prompt_marker(queryset: QuerySet[Image]) -> QuerySet[Image]:
+    """`queryset` with `duplicate`: whether another generation used the image's prompt and parameters (the
+    queue's and the workspace's "duplicate prompt" badge). For the rows of a page: as an annotation of a
+    whole list its join to the generations would go into the list's count."""
+    same_prompt = Generation.objects.filter(prompt_hash=OuterRef("generation__prompt_hash")).exclude(
+        pk=OuterRef("generation_id")
+    )
+    return queryset.annotate(duplicate=Exists(same_prompt))
 
 
 def image_pending_count() -> int:
