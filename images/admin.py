@@ -53,6 +53,7 @@ from images.models import (
 from images.selectors import (
     generation_status_counts,
     generations_of_images,
+    generations_search,
     image_next_pending_id,
     image_status_counts,
     images_filter,
@@ -558,6 +559,10 @@ class GenerationAdmin(CappedCountAdmin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # As in the API: a client's own generations only; reviewers and above see every one.
         return super().get_queryset(request) & generations_of(admin_actor(request))
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """Each word (or "quoted phrase") in the prompt, through the prompt index, or the exact id or hash."""
+        return generations_search(queryset, search_term), False
 
     def status_counts(self, request: HttpRequest) -> dict[str, int] | None:
         # The counters count every generation: a client's list of their own is counted as it is.

@@ -17,9 +17,10 @@ class ImagesConfig(AppConfig):
         from images.selectors import image_pending_count  # noqa: PLC0415
 
         metrics.IMAGES_PENDING_REVIEW.read_with(image_pending_count)
-        # Counts by status and the prompt index are kept by the database (core.db.upkeep).
+        # Counts by status and the prompt indexes are kept by the database (core.db.upkeep).
         from images.models import Generation, Image  # noqa: PLC0415
 
         counted_register(Image, "status")
         counted_register(Generation, "status")
         searched_register(Image, "prompt")
+        searched_register(Generation, "prompt")

@@ -168,12 +168,26 @@ def images_filter(
     return queryset
 
 
+def _search_terms(words: str) -> list[str]:
+    """The admin search box's words, a "quoted phrase" as one, as Django's own admin search splits them."""
+    terms = (unescape_string_literal(word) if word[:1] in ('"', "'") and word[-1:] == word[:1] else word
+             for word in smart_split(words))
+    return [term for term in terms if term]
+
+
 def images_search(queryset: QuerySet[Image], words: str) -> QuerySet[Image]:
     """The admin's search: rows whose prompt contains every word (or "quoted phrase"), or whose id is one."""
-    for word in smart_split(words):
-        term = unescape_string_literal(word) if word[:1] in ('"', "'") and word[-1:] == word[:1] else word
-        if term:
-            queryset = queryset.filter(text_match(Image, "prompt", term, using=queryset.db) | Q(pk=term))
+    for term in _search_terms(words):
+        queryset = queryset.filter(text_match(Image, "prompt", term, using=queryset.db) | Q(pk=term))
+    return queryset
+
+
+def generations_search(queryset: QuerySet[Generation], words: str) -> QuerySet[Generation]:
+    """The admin's search of generations: every word (or "quoted phrase") in the prompt, through the prompt
+    index, or the generation's id or prompt hash (a hex digest, matched in either case)."""
+    for term in _search_terms(words):
+        queryset = queryset.filter(text_match(Generation, "prompt", term, using=queryset.db)
+                                   | Q(pk=term) | Q(prompt_hash=term.lower()))
     return queryset
 
 

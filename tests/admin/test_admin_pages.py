@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.urls import reverse
 
 from images.models import Generation, GenerationStatus
 from images.models import ImageStatus as S
 from publishing.models import Product, ProductStatus, ProductTemplate
+from tests.plans import plan
 from webhooks.models import WebhookEvent, WebhookSubscription
 
 pytestmark = pytest.mark.django_db
@@ -121,6 +125,32 @@ def test_cancel_action_cancels_unfinished_generations_and_reports_finished_ones(
     done.refresh_from_db()
     assert (queued.status, done.status) == ("cancelled", "completed")
     assert any(done.pk in m and "already completed" in m for m in texts(response))
+
+
+def test_the_generation_list_is_searched_by_prompt_words_id_or_prompt_hash(client, staff_reviewer, make_generation):
+    tiger = make_generation("neon tiger on a skateboard", prompt_hash="ab" * 32)
+    make_generation("pastel tiger")
+    make_generation("neon owl")
+    client.force_login(staff_reviewer)
+
+    def listed(words: str) -> set[str]:
+        response = client.get(reverse("admin:images_generation_changelist"), {"q": words})
+        assert response.status_code == 200
+        return {generation.pk for generation in response.context["cl"].result_list}
+
+    assert listed("tiger NEON") == {tiger.pk}
+    assert listed('"on a skate"') == {tiger.pk}
+    assert listed(tiger.pk) == {tiger.pk}
+    assert listed("AB" * 32) == {tiger.pk}
+    assert listed("tiger owl") == set()
+
+    # Through the prompt index: Django's own search (`iexact` on the id and hash) would read every row.
+    searched = client.get(reverse("admin:images_generation_changelist"), {"q": "tiger"}).context["cl"].queryset
+    text = plan(searched.order_by() if connection.vendor == "postgresql" else searched)
+    if connection.vendor == "postgresql":
+        assert "Bitmap Index Scan on images_generation_prompt_trgm" in text and "Seq Scan" not in text, text
+    else:
+        assert "images_generation_prompt_fts" in text and not re.search(r"SCAN images_generation(\s|$)", text), text
 
 
 # --- Products and templates --------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.db.bulk import insert_rows
 from images import selectors
-from images.models import Image
+from images.models import Generation, Image
 from tests.plans import plan
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +91,48 @@ def test_search_reads_the_prompt_index_not_the_table():
         text = plan(selectors.images_filter(search="sunset").order_by("-created_at", "-id")[:50])
         assert "VIRTUAL TABLE INDEX" in text and "images_image_prompt_fts" in text, text
         assert "SEARCH images_image USING INDEX" in text and not re.search(r"SCAN images_image(\s|$)", text), text
+
+
+def bulk_generations(prompts: list[str]) -> dict[str, str]:
+    """Generations inserted in bulk (no save()): their prompts are indexed by the database's triggers."""
+    ids = {f"gen_{uuid.uuid4().hex}": prompt for prompt in prompts}
+    insert_rows(
+        Generation,
+        fields=["id", "prompt", "backend", "prompt_hash", "params", "external_jobs", "created_at"],
+        rows=[(i, prompt, "procedural", uuid.uuid4().hex * 2, {}, {}, timezone.now()) for i, prompt in ids.items()],
+    )
+    return ids
+
+
+def generations_found(words: str) -> set[str]:
+    return set(selectors.generations_search(Generation.objects.all(), words).values_list("prompt", flat=True))
+
+
+def test_generation_search_finds_exactly_the_prompts_containing_every_word():
+    bulk_generations(PROMPTS)
+    for term in TERMS:
+        if '"' not in term:  # a term with a space is searched as one "quoted phrase"
+            assert generations_found(f'"{term}"' if " " in term else term) == reference(term), term
+    assert generations_found("cat retro") == {"Retro sunset CAT on a surfboard"}
+
+
+def test_generation_search_matches_the_id_or_the_prompt_hash_in_either_case():
+    ids = bulk_generations(["neon tiger", "pastel tiger"])
+    neon = next(i for i, p in ids.items() if p == "neon tiger")
+    pastel_hash = Generation.objects.values_list("prompt_hash", flat=True).get(prompt="pastel tiger")
+    assert generations_found(neon) == {"neon tiger"}
+    assert generations_found(pastel_hash.upper()) == {"pastel tiger"}
+    Generation.objects.filter(pk=neon).update(prompt="neon windmill")  # a queryset write: indexed anew
+    assert generations_found("tiger") == {"pastel tiger"} and generations_found("windmill") == {"neon windmill"}
+
+
+def test_generation_search_reads_the_prompt_index_not_the_table():
+    bulk_generations(PROMPTS)
+    searched = selectors.generations_search(Generation.objects.all(), "sunset")
+    if connection.vendor == "postgresql":
+        text = plan(searched.order_by())
+        assert "Bitmap Index Scan on images_generation_prompt_trgm" in text, text
+    else:
+        text = plan(searched.order_by("-created_at", "-id")[:50])
+        assert "VIRTUAL TABLE INDEX" in text and "images_generation_prompt_fts" in text, text
+        assert not re.search(r"SCAN images_generation(\s|$)", text), text
