@@ -8,6 +8,7 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from images.models import Generation, GenerationStatus
@@ -151,6 +152,24 @@ def test_the_generation_list_is_searched_by_prompt_words_id_or_prompt_hash(clien
         assert "Bitmap Index Scan on images_generation_prompt_trgm" in text and "Seq Scan" not in text, text
     else:
         assert "images_generation_prompt_fts" in text and not re.search(r"SCAN images_generation(\s|$)", text), text
+
+
+def test_the_generation_list_offers_the_configured_backends_without_reading_every_generation(
+    client, staff_reviewer, make_generation
+):
+    comfy = make_generation("neon owl")
+    Generation.objects.filter(pk=comfy.pk).update(backend="comfyui")
+    make_generation("pastel owl")
+    client.force_login(staff_reviewer)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("admin:images_generation_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert all(f"?backend={name}" in html for name in ("procedural", "comfyui", "runpod"))  # runpod: unused
+    assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"].upper() and "backend" in q["sql"]]
+
+    filtered = client.get(reverse("admin:images_generation_changelist"), {"backend": "comfyui"})
+    assert [generation.pk for generation in filtered.context["cl"].result_list] == [comfy.pk]
 
 
 # --- Products and templates --------------------------------------------------------------------
