@@ -14,9 +14,9 @@ printed beside it.
 
 Data: one image per second of creation time; 10 % pending, 60 % approved, 20 % rejected, 10 %
 published; one generation per 25 images; prompts built from word lists. "axolotl" is planted in 50
-prompts among the first 10,000 images, so the search answers the same 50 rows at every size (a search
-for one design); a search for a common word ("sunset", in 1 of 41 prompts) is reported too, for
-information.
+prompts among the first 10,000 images, and in 50 generations' prompts among their first 400, so the
+searches answer the same 50 rows at every size (a search for one design); a search for a common word
+("sunset", in 1 of 41 prompts) is reported too, for information.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ STYLES = ("t-shirt design|sticker|poster|line art|vector illustration|pixel art|
           "cottagecore|vaporwave|low poly|isometric|flat design|tattoo flash").split("|")
 
 ADMIN = "/admin/images/image/"
+GENERATIONS = "/admin/images/generation/"
 WORKSPACE = "/admin/review/"
 DECISION = WORKSPACE + "decide/"  # POSTed: approve then undo one pending image, another one each time
 # Every tenth image is pending: the decisions take img_bench_1000, _1010, … (a few hundred per size).
@@ -93,6 +94,9 @@ PAGES = [
     ("admin review workspace, one generation", WORKSPACE + "generation/gen_bench_3/", 1.5),
     ("admin image change page", ADMIN + "img_bench_10/change/", 1.5),
     ("admin review workspace, a decision and its undo", DECISION, 1.5),
+    # The generations a reviewer follows: the list, and a search of their prompts.
+    ("admin generations", GENERATIONS, 1.5),
+    (f"admin generations, search '{PLANTED}'", GENERATIONS + f"?q={PLANTED}", 1.5),
     # For information (no limit): a word in 1 of 41 prompts, and the plain first page.
     ("admin search 'sunset' (common word)", ADMIN + "?q=sunset", None),
     ("API GET images?search=sunset (common word)", "/api/v1/images?search=sunset&page_size=50", None),
@@ -136,10 +140,12 @@ def seed(start: int, stop: int, base_epoch: int) -> float:
     with transaction.atomic(), connection.cursor() as cursor:
         _words_tables(cursor)
         with_, source, params = _series(-(-start // PER_GENERATION), -(-stop // PER_GENERATION))
+        generation_prompt = (f"CASE WHEN n < {10_000 // PER_GENERATION} AND n %% 8 = 7 THEN '{PLANTED} ' "
+                             f"ELSE '' END || 'generation ' || {text}")
         cursor.execute(
             f"{with_}INSERT INTO images_generation (id, status, prompt, negative_prompt, style, genre, backend, "
             "params, prompt_hash, external_jobs, success_count, failed_count, error, request_id, created_at) "
-            f"SELECT 'gen_bench_' || {text}, 'completed', 'generation ' || {text}, '', '', '', 'procedural', "
+            f"SELECT 'gen_bench_' || {text}, 'completed', {generation_prompt}, '', '', '', 'procedural', "
             f"{empty_json}, {hexed}, {empty_json}, {PER_GENERATION}, 0, '', '', "
             f"{at.format(f'n * {PER_GENERATION}')} FROM {source}",
             ordered(params, base_epoch),
