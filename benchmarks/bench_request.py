@@ -7,7 +7,10 @@ HTTP connection:
 - One approval (`POST images/{id}/approve`) through the whole stack: the median server time the response's
   `Server-Timing` header reports (RequestIdMiddleware: from the request id to the response, i.e. rate
   limiting, idempotency, authentication, the service, serialisation, metrics; the request's log line says
-  the same), over APPROVALS approvals of distinct pending images. Limit: under 5 ms.
+  the same), over APPROVALS approvals of distinct pending images, in APPROVAL_ROUNDS rounds a second
+  apart; the figure is the best round's median, all rounds printed. Limit: under 5 ms. Rounds, as for the
+  list below and as `timeit` repeats: this machine's speed swings by up to 2x within seconds (a fixed
+  pure-Python loop takes 9 or 18 ms from one second to the next), and a slower phase only adds time.
 - `GET images?page_size=50` requests per second against `/api/health`'s on the same server, the two URLs
   turn about, best of SERVED_ROUNDS. Limit: at least 0.35×.
 
@@ -37,7 +40,8 @@ from benchmarks.bench_api import rates
 from benchmarks.bench_scale import seed
 
 IMAGES = 5_000
-APPROVALS = 150
+APPROVALS = 100
+APPROVAL_ROUNDS = 3
 APPROVAL_LIMIT_MS = 5.0
 LIST_RATIO_LIMIT = 0.35
 LIST_REQUESTS = 100
@@ -131,10 +135,18 @@ def _server_ms(response: http.client.HTTPResponse) -> float:
 def _approvals_served(served: _Served, image_ids: list[str]) -> Figure:
     for image_id in image_ids[:5]:  # warm-up
         served.request("POST", f"/api/v1/images/{image_id}/approve", b"{}")
-    durations = [_server_ms(served.request("POST", f"/api/v1/images/{image_id}/approve", b"{}"))
-                 for image_id in image_ids[5:]]
+    rounds = []
+    for n in range(APPROVAL_ROUNDS):
+        if n:
+            time.sleep(1)
+        batch = image_ids[5 + n * APPROVALS: 5 + (n + 1) * APPROVALS]
+        rounds.append([_server_ms(served.request("POST", f"/api/v1/images/{image_id}/approve", b"{}"))
+                       for image_id in batch])
+    best = min(rounds, key=statistics.median)
+    medians = ", ".join(f"{statistics.median(durations):.2f}" for durations in rounds)
     return _approval_line(f"one approval through the API at {IMAGES:,} images on a running server (make run), "
-                          "median server time", durations, limit=APPROVAL_LIMIT_MS)
+                          f"median server time, best of {APPROVAL_ROUNDS} rounds ({medians} ms)", best,
+                          limit=APPROVAL_LIMIT_MS)
 
 
 def _list_vs_health_served(served: _Served) -> Figure:
@@ -168,8 +180,9 @@ def run() -> list[str]:
     user = User.objects.create_superuser(username=f"bench-{uuid.uuid4().hex[:8]}", password=uuid.uuid4().hex)
     token = Token.objects.create(user=user).key
     client = Client(HTTP_AUTHORIZATION=f"Token {token}")
-    pending = _pending(2 * (APPROVALS + 5))
-    served_ids, in_process_ids = pending[: APPROVALS + 5], pending[APPROVALS + 5:]
+    served_count = 5 + APPROVAL_ROUNDS * APPROVALS
+    pending = _pending(served_count + 5 + APPROVALS)
+    served_ids, in_process_ids = pending[:served_count], pending[served_count:]
     served = _measure_served(token, served_ids)
     request_log = logging.getLogger("pod_gateway.request")
     durations = _Durations()
