@@ -127,9 +127,9 @@ class BackendFilter(admin.SimpleListFilter):
     parameter_name = "backend"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        chosen = self.value()
-        names = [*settings.GENERATION_BACKENDS, *([chosen] if chosen and chosen not in settings.GENERATION_BACKENDS
-                                                  else [])]
+        names = list(settings.GENERATION_BACKENDS)
+        if self.value() and self.value() not in names:  # a backend no longer configured stays named
+            names.append(self.value())
         return [(name, name) for name in names]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:

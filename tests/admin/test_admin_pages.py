@@ -170,6 +170,10 @@ def test_the_generation_list_offers_the_configured_backends_without_reading_ever
 
     filtered = client.get(reverse("admin:images_generation_changelist"), {"backend": "comfyui"})
     assert [generation.pk for generation in filtered.context["cl"].result_list] == [comfy.pk]
+    Generation.objects.filter(pk=comfy.pk).update(backend="retired")  # no longer configured
+    retired = client.get(reverse("admin:images_generation_changelist"), {"backend": "retired"})
+    assert [generation.pk for generation in retired.context["cl"].result_list] == [comfy.pk]
+    assert "?backend=retired" in retired.content.decode()
 
 
 # --- Products and templates --------------------------------------------------------------------
