@@ -8,12 +8,11 @@ from typing import Any, TypedDict
 
 from django.db import connections, router
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils.text import smart_split, unescape_string_literal
 
 from core.db.compiled import PlainValuesQuerySet
 from core.db.counters import status_counts_later
 from core.db.pipeline import pipelined
-from core.db.textsearch import text_match, text_search
+from core.db.textsearch import search_terms, text_match, text_search
 from images import relations
 from images.models import Generation, Image, ImageStatus
 
@@ -168,16 +167,9 @@ def images_filter(
     return queryset
 
 
-def _search_terms(words: str) -> list[str]:
-    """The admin search box's words, a "quoted phrase" as one, as Django's own admin search splits them."""
-    terms = (unescape_string_literal(word) if word[:1] in ('"', "'") and word[-1:] == word[:1] else word
-             for word in smart_split(words))
-    return [term for term in terms if term]
-
-
 def images_search(queryset: QuerySet[Image], words: str) -> QuerySet[Image]:
     """The admin's search: rows whose prompt contains every word (or "quoted phrase"), or whose id is one."""
-    for term in _search_terms(words):
+    for term in search_terms(words):
         queryset = queryset.filter(text_match(Image, "prompt", term, using=queryset.db) | Q(pk=term))
     return queryset
 
@@ -185,7 +177,7 @@ def images_search(queryset: QuerySet[Image], words: str) -> QuerySet[Image]:
 def generations_search(queryset: QuerySet[Generation], words: str) -> QuerySet[Generation]:
     """The admin's search of generations: every word (or "quoted phrase") in the prompt, through the prompt
     index, or the generation's id or prompt hash (a hex digest, matched in either case)."""
-    for term in _search_terms(words):
+    for term in search_terms(words):
         queryset = queryset.filter(text_match(Generation, "prompt", term, using=queryset.db)
                                    | Q(pk=term) | Q(prompt_hash=term.lower()))
     return queryset

@@ -33,7 +33,7 @@ from publishing import catalog
 from publishing.catalog import fit_report
 from publishing.forms import CatalogTemplateForm, ProductTemplateForm, PublishForm
 from publishing.models import Product, ProductTemplate, ProductTransition
-from publishing.selectors import product_counts
+from publishing.selectors import product_counts, products_search
 from publishing.services import (
     PUBLISHABLE,
     image_publish_products,
@@ -186,6 +186,10 @@ class ProductAdmin(CappedCountAdmin, admin.ModelAdmin):
 
     def status_counts(self, request: HttpRequest) -> dict[str, int]:
         return product_counts()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """Each word (or "quoted phrase") in the title, marketplace id or prompt, or the exact product or image id."""
+        return products_search(queryset, search_term), False
 
     @admin.display(description="Preview")
     def thumbnail_column(self, obj: Product) -> str:

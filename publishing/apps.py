@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from core.db.upkeep import counted_register
+from core.db.upkeep import counted_register, searched_register
 
 
 class PublishingConfig(AppConfig):
@@ -14,5 +14,8 @@ class PublishingConfig(AppConfig):
         from publishing.selectors import ImageProducts  # noqa: PLC0415
 
         relations.products_register(ImageProducts())
-        # Products by status are counted by the database (core.db.upkeep).
+        # Products by status are counted, and their titles and marketplace ids indexed, by the database
+        # (core.db.upkeep).
         counted_register(Product, "status")
+        searched_register(Product, "title")
+        searched_register(Product, "external_id")

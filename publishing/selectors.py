@@ -6,9 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections, router
+from django.db.models import Q, QuerySet
 
 from core.db.counters import status_counts_later
 from core.db.keyed import KeysFrom, values_in_later
+from core.db.textsearch import search_terms, text_match
+from images.models import Image
+from images.selectors import images_filter
 from publishing.models import Product
 
 PRODUCT_FIELDS = ("image_id", "id", "status", "platform", "template_id", "external_url")
@@ -68,3 +72,22 @@ class ImageProducts:
 
     def counts_later(self) -> Callable[[], dict[str, int]]:
         return product_counts_later()
+
+
+def products_search(queryset: QuerySet[Product], words: str) -> QuerySet[Product]:
+    """The admin's search of products: every word (or "quoted phrase") in the title, the marketplace's
+    product id or the design's prompt, through their indexes, or the exact product or image id.
+
+    The products of matching designs are a second statement joined by UNION: as one more `OR` beside the
+    others, PostgreSQL could use no index for any of them and read every product.
+    """
+    for term in search_terms(words):
+        own = Product.objects.filter(
+            text_match(Product, "title", term, using=queryset.db)
+            | text_match(Product, "external_id", term, using=queryset.db)
+            | Q(pk=term) | Q(image_id=term)
+        )
+        designs = images_filter(Image.objects.order_by(), search=term).values("pk")
+        of_designs = Product.objects.filter(image_id__in=designs)
+        queryset = queryset.filter(pk__in=own.order_by().values("pk").union(of_designs.order_by().values("pk")))
+    return queryset

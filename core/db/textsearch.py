@@ -24,6 +24,7 @@ from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils.text import smart_split, unescape_string_literal
 
 # Trigram indexes look up three characters at a time.
 MIN_INDEXED_LENGTH = 3
@@ -110,6 +111,13 @@ def text_index_drop(connection: BaseDatabaseWrapper, table: str, column: str) ->
                 cursor.execute(f"DROP TRIGGER IF EXISTS {n[name]}")
             cursor.execute(f"DROP TABLE IF EXISTS {n['fts']}")
             cursor.execute(f"DROP TABLE IF EXISTS {n['key']}")
+
+
+def search_terms(words: str) -> list[str]:
+    """An admin search box's words, a "quoted phrase" as one term, as Django's own admin search splits them."""
+    terms = (unescape_string_literal(word) if word[:1] in ('"', "'") and word[-1:] == word[:1] else word
+             for word in smart_split(words))
+    return [term for term in terms if term]
 
 
 def text_search(queryset: QuerySet, column: str, term: str) -> QuerySet:

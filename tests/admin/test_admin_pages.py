@@ -194,6 +194,40 @@ def test_products_are_browsable_and_linked_to_their_image(client, staff_reviewer
     assert 'name="status"' not in page
 
 
+def test_the_product_list_is_searched_by_title_marketplace_id_prompt_or_ids(client, staff_reviewer, make_image):
+    def product(prompt: str, title: str, external_id: str = "") -> Product:
+        return Product.objects.create(image=make_image(status=S.PUBLISHED, prompt=prompt), platform="printify",
+                                      status=ProductStatus.PUBLISHED, title=title, external_id=external_id)
+
+    tiger = product("neon tiger", "Tiger tee", "5f3a9c1e2b")
+    mug = product("pastel owl", "Owl mug", "77aa")
+    owl = product("neon owl", "Design")
+    client.force_login(staff_reviewer)
+
+    def listed(words: str) -> set[str]:
+        response = client.get(reverse("admin:publishing_product_changelist"), {"q": words})
+        assert response.status_code == 200
+        return {found.pk for found in response.context["cl"].result_list}
+
+    assert listed("TIGER") == {tiger.pk}  # title and prompt
+    assert listed("neon") == {tiger.pk, owl.pk}  # the design's prompt
+    assert listed("mug") == {mug.pk} and listed("9C1E") == {tiger.pk}
+    assert listed(mug.pk) == {mug.pk} and listed(owl.image_id) == {owl.pk}
+    assert listed("owl neon") == {owl.pk} and listed("tiger owl") == set()
+
+    searched = client.get(reverse("admin:publishing_product_changelist"), {"q": "tiger"}).context["cl"].queryset
+    text = plan(searched.order_by() if connection.vendor == "postgresql" else searched)
+    if connection.vendor == "postgresql":
+        for index in ("publishing_product_title_trgm", "publishing_product_external_id_trgm",
+                      "images_image_prompt_trgm"):
+            assert index in text, text
+        assert "Seq Scan on publishing_product" not in text, text
+    else:
+        for index in ("publishing_product_title_fts", "publishing_product_external_id_fts", "images_image_prompt_fts"):
+            assert index in text, text
+        assert not re.search(r"SCAN (publishing_product|images_image)(\s|$)", text), text
+
+
 def test_retry_action_is_for_publishers_and_retries_failed_products(
     client, staff_reviewer, staff_publisher, queue_image
 ):
