@@ -14,8 +14,9 @@ printed beside it.
 
 Data: one image per second of creation time; 10 % pending, 60 % approved, 20 % rejected, 10 %
 published; one generation per 25 images; prompts built from word lists. "axolotl" is planted in 50
-prompts among the first 10,000 images, and in 50 generations' prompts among their first 400, so the
-searches answer the same 50 rows at every size (a search for one design); a search for a common word
+prompts among the first 10,000 images, in 50 generations' prompts among their first 400 and in 50
+titles of the products (one per published image) of the first 10,000 images, so the searches answer the
+same 50 rows at every size (a search for one design); a search for a common word
 ("sunset", in 1 of 41 prompts) is reported too, for information.
 """
 
@@ -60,6 +61,7 @@ STYLES = ("t-shirt design|sticker|poster|line art|vector illustration|pixel art|
 
 ADMIN = "/admin/images/image/"
 GENERATIONS = "/admin/images/generation/"
+PRODUCTS = "/admin/publishing/product/"
 WORKSPACE = "/admin/review/"
 DECISION = WORKSPACE + "decide/"  # POSTed: approve then undo one pending image, another one each time
 # Every tenth image is pending: the decisions take img_bench_1000, _1010, … (a few hundred per size).
@@ -94,9 +96,11 @@ PAGES = [
     ("admin review workspace, one generation", WORKSPACE + "generation/gen_bench_3/", 1.5),
     ("admin image change page", ADMIN + "img_bench_10/change/", 1.5),
     ("admin review workspace, a decision and its undo", DECISION, 1.5),
-    # The generations a reviewer follows: the list, and a search of their prompts.
+    # The generations a reviewer follows and the products made: the lists, and a search of each.
     ("admin generations", GENERATIONS, 1.5),
     (f"admin generations, search '{PLANTED}'", GENERATIONS + f"?q={PLANTED}", 1.5),
+    ("admin products", PRODUCTS, 1.5),
+    (f"admin products, search '{PLANTED}'", PRODUCTS + f"?q={PLANTED}", 1.5),
     # For information (no limit): a word in 1 of 41 prompts, and the plain first page.
     ("admin search 'sunset' (common word)", ADMIN + "?q=sunset", None),
     ("API GET images?search=sunset (common word)", "/api/v1/images?search=sunset&page_size=50", None),
@@ -123,8 +127,9 @@ def _words_tables(cursor) -> None:
                        [v for i, w in enumerate(words) for v in (i, w)])
 
 
-def seed(start: int, stop: int, base_epoch: int) -> float:
-    """Images start … stop - 1 (and their generations), generated in SQL; returns the seconds it took."""
+def seed(start: int, stop: int, base_epoch: int, *, products: bool = False) -> float:
+    """Images start … stop - 1 (and their generations; with `products`, a product of each published
+    image), generated in SQL; returns the seconds it took."""
     pg = connection.vendor == "postgresql"
     # `%%` is SQL's modulo once the driver has put the parameters in.
     at = "to_timestamp(CAST(%s AS bigint) + {})" if pg else "datetime(%s + {}, 'unixepoch')"
@@ -170,11 +175,24 @@ def seed(start: int, stop: int, base_epoch: int) -> float:
         )
         for name in ("bench_adj", "bench_subj", "bench_style"):
             cursor.execute(f"DROP TABLE {name}")
+        if products:
+            with_, source, params = _series(start, stop)
+            title = f"CASE WHEN n < 10000 AND n %% 200 = 9 THEN '{PLANTED} ' ELSE '' END || 'Tee #' || {text}"
+            cursor.execute(
+                f"{with_}INSERT INTO publishing_product (id, image_id, platform, status, title, description, "
+                "variant_prices, tags, shop_id, task_id, external_upload_id, external_id, external_url, error, "
+                "attempts, created_at, updated_at, published_at, mockups) "
+                f"SELECT 'prd_bench_' || {text}, 'img_bench_' || {text}, 'printify', 'published', {title}, '', "
+                f"{empty_json}, '[]', '', '', '', substr({hexed}, 41), '', '', 1, {at.format('n')}, "
+                f"{at.format('n')}, {at.format('n')}, '[]' FROM {source} WHERE n %% 10 = 9",
+                ordered(params, base_epoch, base_epoch, base_epoch),
+            )
     if pg:
         # What autovacuum does after a big load: the planner's statistics.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE images_image")
             cursor.execute("ANALYZE images_generation")
+            cursor.execute("ANALYZE publishing_product")
     return time.perf_counter() - began
 
 
@@ -259,7 +277,7 @@ def run() -> list[str]:
         with override_settings(RATE_LIMITS=limits):
             seeded = 0
             for size in SIZES:
-                seconds = seed(seeded, size, base_epoch)
+                seconds = seed(seeded, size, base_epoch, products=True)
                 lines.append(f"seeded {size - seeded:,} images in {seconds:.1f} s ({connection.vendor})")
                 seeded = size
                 for label, url_of, _limit in PAGES:
